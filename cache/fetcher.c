@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The fetch scheduler. One im_fetcher_read() call goes through these steps:
+ *   1. zero chunks are filled, and the chunk store is tried for the rest;
+ *   2. each chunk still missing joins the single-flight table, which makes
+ *      this call the chunk's owner or a waiter on another call's fetch;
+ *   3. owned chunks whose compressed ranges are adjacent in the blob are
+ *      fetched together, one range request per run of up to RUN_MAX_BYTES;
+ *   4. each chunk is decompressed, checked against its SHA-256, stored, and
+ *      published to its waiters;
+ *   5. this call then waits for the chunks other calls own.
+ * A call finishes its own flights before it waits on others', so two calls
+ * that each own a chunk the other needs cannot deadlock.
+ *
+ * Counters: chunks_from_cache and chunks_from_network count the chunks this
+ * call read from the store or fetched itself. A chunk served from another
+ * call's fetch, or listed twice in one call and copied, is counted in
+ * neither.
+ */
+#include "cache/fetcher.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/chunk_decompress.h"
+#include "cache/flight.h"
+#include "common/log.h"
+#include "common/stats.h"
+#include "common/util.h"
+#include "registry/registry.h"
+
+/* Largest compressed bytes fetched in one range request. A single chunk
+ * whose range is larger is fetched alone. */
+#define RUN_MAX_BYTES (8u << 20)
+
+/* Largest compressed range accepted for one chunk: twice the largest chunk,
+ * far above zstd's worst-case expansion, so that a bad index cannot make
+ * the fetcher allocate without bound. */
+#define CHUNK_RANGE_MAX_BYTES (2ull * IM_CHUNK_MAX_LENGTH)
+
+/* Chunk digests whose verification failure was already logged; later
+ * failures of new digests are only counted once this many are listed. */
+#define REPORTED_MAX 256
+
+struct im_fetcher {
+	struct im_chunk_store *store;
+	struct im_flight_table *flights;
+	struct im_dctx_pool *dctx_pool;
+
+	pthread_mutex_t reported_lock;
+	struct im_digest reported[REPORTED_MAX];  /* protected by reported_lock */
+	unsigned reported_count;                  /* protected by reported_lock */
+	bool reported_full;                       /* protected by reported_lock */
+};
+
+enum slot_state {
+	SLOT_DONE,       /* served (zeros, store, fetch) or failed: see result */
+	SLOT_MISSING,    /* not in the store, not yet in the flight table */
+	SLOT_FETCH,      /* this call owns the chunk's flight */
+	SLOT_WAIT,       /* another call owns the chunk's flight */
+	SLOT_DUPLICATE,  /* same chunk as slot `source` of this call */
+};
+
+/* Per-chunk state of one im_fetcher_read() call. */
+struct slot {
+	enum slot_state state;
+	int result;           /* 0 or -EIO once SLOT_DONE */
+	size_t buf_offset;    /* where the chunk's bytes go in buf */
+	struct im_flight *flight;
+	size_t source;
+};
+
+struct read_call {
+	struct im_fetcher *fetcher;
+	const struct im_blob_ref *blob;
+	const struct im_chunk *chunks;
+	size_t n;
+	uint8_t *buf;
+	struct slot *slots;
+};
+
+int im_fetcher_new(struct im_chunk_store *store, struct im_fetcher **ret)
+{
+	struct im_fetcher *f;
+	int r;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->store = store;
+	pthread_mutex_init(&f->reported_lock, NULL);
+
+	r = im_flight_table_new(&f->flights);
+	if (r < 0)
+		goto fail;
+	r = im_dctx_pool_new(&f->dctx_pool);
+	if (r < 0)
+		goto fail;
+
+	*ret = f;
+	return 0;
+
+fail:
+	im_fetcher_free(f);
+	return r;
+}
+
+void im_fetcher_free(struct im_fetcher *f)
+{
+	if (!f)
+		return;
+	im_flight_table_free(f->flights);
+	im_dctx_pool_free(f->dctx_pool);
+	pthread_mutex_destroy(&f->reported_lock);
+	free(f);
+}
+
+/* Return true the first time a digest is passed, false after that. */
+static bool first_report(struct im_fetcher *f, const struct im_digest *digest)
+{
+	bool first = true;
+
+	pthread_mutex_lock(&f->reported_lock);
+	for (unsigned i = 0; i < f->reported_count; i++) {
+		if (im_digest_equal(&f->reported[i], digest)) {
+			first = false;
+			break;
+		}
+	}
+	if (first && f->reported_count < REPORTED_MAX) {
+		f->reported[f->reported_count++] = *digest;
+	} else if (first && !f->reported_full) {
+		f->reported_full = true;
+		im_warn("more than %u chunks failed verification: further failures "
+			"are only counted in verify_failures", REPORTED_MAX);
+		first = false;
+	} else {
+		first = false;
+	}
+	pthread_mutex_unlock(&f->reported_lock);
+	return first;
+}
+
+static const char *check_chunk(const struct im_blob_ref *blob,
+			       const struct im_chunk *c)
+{
+	uint64_t end;
+
+	if (c->length == 0 || c->length > IM_CHUNK_MAX_LENGTH)
+		return "length out of range";
+	if (c->flags & IM_CHUNK_ZEROS)
+		return NULL;
+	if (c->blob_length == 0 || c->blob_length > CHUNK_RANGE_MAX_BYTES)
+		return "compressed length out of range";
+	if (im_add_u64(c->blob_offset, c->blob_length, &end) < 0)
+		return "compressed range overflows";
+	if (blob->size != 0 && end > blob->size)
+		return "compressed range ends past the blob";
+	return NULL;
+}
+
+/* Check every descriptor before any byte is written to buf. */
+static int check_chunks(const struct im_blob_ref *blob,
+			const struct im_chunk *chunks, size_t n)
+{
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *reason = check_chunk(blob, &chunks[i]);
+
+		if (!reason && im_add_u64(total, chunks[i].length, &total) < 0)
+			reason = "total length overflows";
+		if (!reason && total > SIZE_MAX)
+			reason = "total length exceeds the address space";
+		if (reason) {
+			char chunk_text[IM_DIGEST_STRING_LEN];
+			char blob_text[IM_DIGEST_STRING_LEN];
+
+			im_digest_format(&chunks[i].sha256, chunk_text);
+			im_digest_format(&blob->digest, blob_text);
+			im_err("chunk %s of blob %s at blob offset %" PRIu64
+			       ": invalid chunk descriptor: %s", chunk_text,
+			       blob_text, chunks[i].blob_offset, reason);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* Try the store for slot i. Return: true on a hit, counted. */
+static bool read_from_store(struct read_call *call, size_t i)
+{
+	const struct im_chunk *c = &call->chunks[i];
+	uint8_t *out = call->buf + call->slots[i].buf_offset;
+
+	if (im_chunk_store_get(call->fetcher->store, &c->sha256, out, c->length) < 0)
+		return false;
+
+	im_stats_add(chunks_from_cache, 1);
+	im_stats_add(bytes_from_cache, c->length);
+	return true;
+}
+
+/* Step 1: zero chunks and store hits. */
+static void read_local(struct read_call *call)
+{
+	size_t offset = 0;
+
+	for (size_t i = 0; i < call->n; i++) {
+		const struct im_chunk *c = &call->chunks[i];
+		struct slot *slot = &call->slots[i];
+
+		slot->buf_offset = offset;
+		offset += c->length;
+
+		if (c->flags & IM_CHUNK_ZEROS) {
+			memset(call->buf + slot->buf_offset, 0, c->length);
+			slot->state = SLOT_DONE;
+		} else if (read_from_store(call, i)) {
+			slot->state = SLOT_DONE;
+		} else {
+			slot->state = SLOT_MISSING;
+		}
+	}
+}
+
+/* Step 2: join or start the flight of every missing chunk. */
+static void join_flights(struct read_call *call)
+{
+	struct im_flight_table *flights = call->fetcher->flights;
+
+	for (size_t i = 0; i < call->n; i++) {
+		const struct im_chunk *c = &call->chunks[i];
+		struct slot *slot = &call->slots[i];
+		int role;
+
+		if (slot->state != SLOT_MISSING)
+			continue;
+
+		role = im_flight_join(flights, &c->sha256, c->length, call, i,
+				      &slot->flight, &slot->source);
+		switch (role) {
+		case IM_FLIGHT_STARTED:
+			/* Another call may have stored the chunk and finished its
+			 * flight between our store miss and the join. It stores
+			 * before it finishes, so a second look finds it. */
+			slot->state = SLOT_FETCH;
+			if (read_from_store(call, i)) {
+				slot->state = SLOT_DONE;
+				im_flight_finish(flights, slot->flight, 0,
+						 call->buf + slot->buf_offset);
+			}
+			break;
+		case IM_FLIGHT_WAITING:
+			slot->state = SLOT_WAIT;
+			break;
+		case IM_FLIGHT_DUPLICATE:
+			slot->state = SLOT_DUPLICATE;
+			break;
+		default:
+			im_log_errno(role, "cannot track the fetch of a chunk");
+			slot->state = SLOT_DONE;
+			slot->result = -EIO;
+			break;
+		}
+	}
+}
+
+static void report_bad_chunk(struct read_call *call, const struct im_chunk *c,
+			     const char *what)
+{
+	char chunk_text[IM_DIGEST_STRING_LEN];
+	char blob_text[IM_DIGEST_STRING_LEN];
+
+	if (!first_report(call->fetcher, &c->sha256))
+		return;
+
+	im_digest_format(&c->sha256, chunk_text);
+	im_digest_format(&call->blob->digest, blob_text);
+	im_err("chunk %s of blob %s at blob offset %" PRIu64 ": %s",
+	       chunk_text, blob_text, c->blob_offset, what);
+}
+
+/* Step 4 for one chunk: decompress src into out and verify it. */
+static int decode_chunk(struct read_call *call, const struct im_chunk *c,
+			const uint8_t *src, uint8_t *out)
+{
+	char detail[160];
+	const char *reason = NULL;
+	struct im_digest actual;
+	int r;
+
+	r = im_chunk_decompress(call->fetcher->dctx_pool, src, c->blob_length,
+				out, c->length, &reason);
+	if (r == -ENOMEM) {
+		im_log_errno(r, "cannot decompress a chunk");
+		return -EIO;
+	}
+	if (r < 0) {
+		snprintf(detail, sizeof(detail), "invalid zstd data: %s", reason);
+		report_bad_chunk(call, c, detail);
+		return -EIO;
+	}
+
+	im_sha256(out, c->length, &actual);
+	if (!im_digest_equal(&actual, &c->sha256)) {
+		char actual_text[IM_DIGEST_STRING_LEN];
+
+		im_digest_format(&actual, actual_text);
+		snprintf(detail, sizeof(detail), "digest mismatch, got %s", actual_text);
+		im_stats_add(verify_failures, 1);
+		report_bad_chunk(call, c, detail);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void log_run_failure(struct read_call *call, uint64_t offset,
+			    uint64_t length, size_t count, int error)
+{
+	char blob_text[IM_DIGEST_STRING_LEN];
+
+	im_digest_format(&call->blob->digest, blob_text);
+	im_log_errno(error, "fetch of blob %s range %" PRIu64 "+%" PRIu64
+		     " (%zu chunk%s) from %s/%s failed", blob_text, offset, length,
+		     count, count == 1 ? "" : "s",
+		     im_registry_host(call->blob->registry), call->blob->repository);
+}
+
+/* Record the outcome of an owned chunk and publish it to its waiters. The
+ * chunk is stored first, so a call that joins later finds it there. */
+static void finish_owned(struct read_call *call, size_t i, int result)
+{
+	const struct im_chunk *c = &call->chunks[i];
+	struct slot *slot = &call->slots[i];
+	uint8_t *out = call->buf + slot->buf_offset;
+
+	if (result == 0) {
+		/* A failed put is counted and logged by the store; the
+		 * verified bytes are served anyway. */
+		im_chunk_store_put(call->fetcher->store, &c->sha256, out, c->length);
+		im_stats_add(chunks_from_network, 1);
+		im_stats_add(bytes_from_network, c->length);
+	}
+
+	slot->state = SLOT_DONE;
+	slot->result = result < 0 ? -EIO : 0;
+	im_flight_finish(call->fetcher->flights, slot->flight, slot->result, out);
+}
+
+/* Steps 3 and 4 for the owned slots idx[0..count), whose compressed ranges
+ * are adjacent and together run_length bytes. */
+static void fetch_run(struct read_call *call, const size_t *idx, size_t count,
+		      uint64_t run_length)
+{
+	const struct im_blob_ref *blob = call->blob;
+	uint64_t run_offset = call->chunks[idx[0]].blob_offset;
+	_cleanup_free_ uint8_t *compressed = NULL;
+	int r;
+
+	compressed = malloc(run_length);
+	if (!compressed)
+		r = -ENOMEM;
+	else
+		r = im_registry_get_blob_range(blob->registry, blob->repository,
+					       &blob->digest, run_offset, run_length,
+					       compressed);
+	if (r < 0)
+		log_run_failure(call, run_offset, run_length, count, r);
+
+	for (size_t k = 0; k < count; k++) {
+		const struct im_chunk *c = &call->chunks[idx[k]];
+		uint8_t *out = call->buf + call->slots[idx[k]].buf_offset;
+		int chunk_r = r;
+
+		if (chunk_r == 0)
+			chunk_r = decode_chunk(call, c,
+					       compressed + (c->blob_offset - run_offset),
+					       out);
+		finish_owned(call, idx[k], chunk_r);
+	}
+}
+
+static bool ranges_adjacent(const struct im_chunk *a, const struct im_chunk *b)
+{
+	/* check_chunks() ruled out overflow of a's end. */
+	return a->blob_offset + a->blob_length == b->blob_offset;
+}
+
+/*
+ * Step 3: group the owned slots, in file order, into runs of adjacent
+ * compressed ranges, and fetch each run.
+ * TODO: extend runs to at least about 1 MiB with neighbouring chunks of the
+ * same file, grow a read-ahead window on sequential reads, and prefetch in
+ * the background. Until then a run contains only the chunks this call misses.
+ */
+static void fetch_owned(struct read_call *call)
+{
+	_cleanup_free_ size_t *idx = NULL;
+	size_t count = 0;
+
+	idx = calloc(call->n, sizeof(*idx));
+	if (!idx)
+		im_log_errno(-ENOMEM, "cannot schedule chunk fetches");
+
+	for (size_t i = 0; i < call->n; i++) {
+		if (call->slots[i].state != SLOT_FETCH)
+			continue;
+		/* Every owned flight must be finished, even on failure, or its
+		 * waiters would hang. */
+		if (idx)
+			idx[count++] = i;
+		else
+			finish_owned(call, i, -ENOMEM);
+	}
+
+	for (size_t start = 0, end; start < count; start = end) {
+		uint64_t run_length = call->chunks[idx[start]].blob_length;
+
+		for (end = start + 1; end < count; end++) {
+			const struct im_chunk *prev = &call->chunks[idx[end - 1]];
+			const struct im_chunk *next = &call->chunks[idx[end]];
+
+			if (!ranges_adjacent(prev, next) ||
+			    run_length + next->blob_length > RUN_MAX_BYTES)
+				break;
+			run_length += next->blob_length;
+		}
+		fetch_run(call, idx + start, end - start, run_length);
+	}
+}
+
+/* Copy chunks listed twice in this call from the slot that fetched them. */
+static void copy_duplicates(struct read_call *call)
+{
+	for (size_t i = 0; i < call->n; i++) {
+		struct slot *slot = &call->slots[i];
+		const struct slot *source = &call->slots[slot->source];
+
+		if (slot->state != SLOT_DUPLICATE)
+			continue;
+
+		slot->state = SLOT_DONE;
+		slot->result = source->result;
+		if (source->result == 0)
+			memcpy(call->buf + slot->buf_offset,
+			       call->buf + source->buf_offset,
+			       call->chunks[i].length);
+	}
+}
+
+/* Step 5: wait for the chunks that other calls fetch. */
+static void wait_flights(struct read_call *call)
+{
+	for (size_t i = 0; i < call->n; i++) {
+		struct slot *slot = &call->slots[i];
+		int r;
+
+		if (slot->state != SLOT_WAIT)
+			continue;
+
+		r = im_flight_wait(call->fetcher->flights, slot->flight,
+				   call->buf + slot->buf_offset);
+		/* The owner logged its failure. It may still have stored the
+		 * chunk (when it could not keep a copy for waiters), or another
+		 * process may have. */
+		if (r < 0 && read_from_store(call, i))
+			r = 0;
+
+		slot->state = SLOT_DONE;
+		slot->result = r < 0 ? -EIO : 0;
+	}
+}
+
+int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
+		    const struct im_chunk *chunks, size_t n, void *buf)
+{
+	_cleanup_free_ struct slot *slots = NULL;
+	struct read_call call;
+	int r;
+
+	if (n == 0)
+		return 0;
+	r = check_chunks(blob, chunks, n);
+	if (r < 0)
+		return r;
+
+	slots = calloc(n, sizeof(*slots));
+	if (!slots) {
+		im_log_errno(-ENOMEM, "cannot read %zu chunks", n);
+		return -EIO;
+	}
+
+	call = (struct read_call){
+		.fetcher = f,
+		.blob = blob,
+		.chunks = chunks,
+		.n = n,
+		.buf = buf,
+		.slots = slots,
+	};
+	read_local(&call);
+	join_flights(&call);
+	fetch_owned(&call);
+	copy_duplicates(&call);
+	wait_flights(&call);
+
+	for (size_t i = 0; i < n; i++)
+		if (slots[i].result < 0)
+			return -EIO;
+	return 0;
+}

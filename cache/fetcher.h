@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Fetch scheduler: turns "these chunks of this layer blob" into cache hits
+ * or coalesced range requests, and verifies every fetched chunk against its
+ * SHA-256 before it is stored or returned.
+ *
+ * Concurrent requests for the same chunk share one fetch (single flight).
+ * A chunk whose digest does not match is never stored; the read fails with
+ * -EIO and both digests are logged.
+ */
+#ifndef IM_FETCHER_H
+#define IM_FETCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/chunk_store.h"
+#include "common/digest.h"
+#include "index/layer_index.h"
+
+struct im_registry;
+
+/* One layer blob and where to get it. The fetcher borrows these pointers. */
+struct im_blob_ref {
+	struct im_registry *registry;
+	const char *repository;
+	struct im_digest digest;
+	uint64_t size;
+};
+
+struct im_fetcher;
+
+int im_fetcher_new(struct im_chunk_store *store, struct im_fetcher **ret);
+void im_fetcher_free(struct im_fetcher *f);
+
+/*
+ * Fill buf with the uncompressed bytes of chunks[0..n) of blob, back to
+ * back (buf holds the sum of their lengths). The chunks must be in file
+ * order and belong to one file. Zero chunks (IM_CHUNK_ZEROS) are filled
+ * without I/O.
+ * Return: 0, or -EIO (network failure or verification failure, logged).
+ */
+int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
+		    const struct im_chunk *chunks, size_t n, void *buf);
+
+#endif
