@@ -144,6 +144,10 @@ static int parse_args(int argc, char **argv, struct convert_args *a)
 		}
 	}
 
+	/* Reject bad options before any network traffic. */
+	if (im_convert_check_options(&a->options) < 0)
+		return -EINVAL;
+
 	if (argc - optind != 2) {
 		im_err("convert needs SOURCE and DEST, got %d arguments", argc - optind);
 		usage(stderr);
@@ -570,9 +574,8 @@ int im_cmd_convert(int argc, char **argv)
 		return r > 0 ? IM_EXIT_OK : IM_EXIT_USAGE;
 
 	r = im_reference_parse(args.source, &cv.src_ref);
-	if (r < 0)
-		return IM_EXIT_USAGE;
-	r = im_reference_parse(args.dest, &cv.dst_ref);
+	if (r == 0)
+		r = im_reference_parse(args.dest, &cv.dst_ref);
 	if (r < 0) {
 		conversion_clear(&cv);
 		return IM_EXIT_USAGE;

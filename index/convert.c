@@ -299,7 +299,7 @@ static int run(struct converter *c, struct im_convert_result *res)
 	return 0;
 }
 
-static int check_options(const struct im_convert_options *opts)
+int im_convert_check_options(const struct im_convert_options *opts)
 {
 	if (opts->chunk_size < IM_CONVERT_MIN_CHUNK_SIZE ||
 	    opts->chunk_size > IM_CONVERT_MAX_CHUNK_SIZE) {
@@ -327,7 +327,7 @@ int im_convert_tar(im_read_fn read, void *opaque, int out_fd,
 	bool out_ready = false, toc_ready = false;
 	int r;
 
-	r = check_options(opts);
+	r = im_convert_check_options(opts);
 	if (r < 0)
 		return r;
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Layer decompression as a pull stream. The decompressor owns one input
- * buffer; the caller's buffer receives the output directly, so memory is
- * the input buffer plus the codec's own state (zlib's 32 KiB window, or a
- * zstd window capped by the library's default limit).
+ * buffer and writes its output straight into the caller's buffer. Memory
+ * is therefore the input buffer plus the codec's own state: zlib's 32 KiB
+ * window, or a zstd window capped by the library's default limit.
  */
 #include "index/decompress.h"
 

@@ -22,9 +22,10 @@ enum im_compression {
 };
 
 /*
- * Classify a stream by its first bytes: the gzip magic 1f 8b, the zstd
- * frame magic 28 b5 2f fd or a zstd skippable frame magic (50..5f 2a 4d
- * 18); anything else (a tar header, or an empty stream) is uncompressed.
+ * Classify a stream by its first bytes. The gzip magic 1f 8b means gzip,
+ * and the zstd frame magic 28 b5 2f fd or a skippable frame magic
+ * (50..5f 2a 4d 18) means zstd. Anything else, such as a tar header or an
+ * empty stream, is uncompressed.
  */
 enum im_compression im_compression_sniff(const void *head, size_t len);
 

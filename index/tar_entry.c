@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Decoding of one tar entry from the header blocks that tar_reader.c
- * collected in the raw buffer: the format by its magic, the pax records,
- * GNU long names, the numeric fields, and the copy of every string into
- * the arena that the returned entry points to. The rules are listed in
- * tar_reader.h.
+ * collected in the raw buffer. It detects the format by its magic, applies
+ * pax records and GNU long names, parses the numeric fields, and copies
+ * every string into the arena that the returned entry points to. The rules
+ * are listed in tar_reader.h.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,7 +24,8 @@ enum header_format {
 	FORMAT_GNU,     /* "ustar " " \0": no prefix */
 };
 
-/* What the extension headers override; has_* false means "use the field". */
+/* Values from pax records that replace header fields; a false has_* flag
+ * means the header field counts. */
 struct overrides {
 	bool has_path, has_linkpath, has_size, has_mtime, has_uid, has_gid;
 	struct span path, linkpath;
@@ -95,7 +96,7 @@ static struct span span_of(const struct im_tar_reader *tr, const uint8_t *p, siz
 
 /*
  * Apply one pax record. An empty value deletes the override, so the header
- * field counts again (POSIX pax, "extended header keywords").
+ * field counts again, as in Go's archive/tar reader.
  */
 static int apply_pax_record(struct im_tar_reader *tr, const struct im_pax_record *rec,
 			    struct overrides *o, uint64_t entry_offset)
@@ -189,8 +190,8 @@ static int apply_pax_header(struct im_tar_reader *tr, const struct extension *ex
 
 /*
  * Apply the extension headers in stream order; later ones override earlier
- * ones. Pax "path"/"linkpath" win over GNU long names whatever the order,
- * as in Go's archive/tar.
+ * ones. A non-empty GNU long name or link wins over pax "path" or
+ * "linkpath" whatever the order, as in Go's archive/tar reader.
  */
 static int apply_extensions(struct im_tar_reader *tr, struct overrides *o,
 			    struct span *long_name, struct span *long_link,
@@ -220,9 +221,9 @@ static int apply_extensions(struct im_tar_reader *tr, struct overrides *o,
 		}
 	}
 
-	if (o->has_path)
+	if (long_name->len == 0 && o->has_path)
 		*long_name = o->path;
-	if (o->has_linkpath)
+	if (long_link->len == 0 && o->has_linkpath)
 		*long_link = o->linkpath;
 	return 0;
 }
@@ -239,8 +240,8 @@ static enum header_format detect_format(const uint8_t *block)
 	return FORMAT_V7;
 }
 
-/* Copy len bytes into the arena with a NUL after them. The arena was sized
- * beforehand, so this cannot fail. */
+/* Copy len bytes into the arena with a NUL after them. copy_strings() sizes
+ * the arena for all strings of the entry first, so this never overflows. */
 static const char *arena_add(struct im_tar_reader *tr, const void *data, size_t len)
 {
 	char *p = tr->arena + tr->arena_len;
@@ -410,8 +411,9 @@ int im_tar_decode_entry(struct im_tar_reader *tr, size_t block_offset, uint64_t 
 	r = apply_extensions(tr, &o, &long_name, &long_link, entry_offset);
 	if (r < 0)
 		return r;
-	has_long_name = o.has_path || long_name.len > 0;
-	has_long_link = o.has_linkpath || long_link.len > 0;
+	/* An empty pax value counts as absent, so a used override is non-empty. */
+	has_long_name = long_name.len > 0;
+	has_long_link = long_link.len > 0;
 
 	block = tr->raw + block_offset;
 	format = detect_format(block);

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Streaming tar reader. Header blocks and extension headers are appended
- * to one raw buffer (capped at IM_TAR_MAX_HEADER_BYTES) that is handed back
- * verbatim; the decoded strings are copied into a separate arena only once
- * every header of the entry has been read, because the raw buffer may move
- * while it grows. Entry data is never buffered beyond one input block.
+ * to one raw buffer (capped at IM_TAR_MAX_HEADER_BYTES) that is returned
+ * verbatim. The decoded strings are copied into a separate arena once every
+ * header of the entry has been read, because the raw buffer may move while
+ * it grows. Entry data passes through the 64 KiB input buffer only.
  */
 #include "index/tar_reader_internal.h"
 

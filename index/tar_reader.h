@@ -1,36 +1,39 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Streaming reader for tar archives (ustar, pax and GNU), built for the
- * layer converter: besides each decoded entry it hands back the raw header
+ * layer converter. Besides each decoded entry it returns the raw header
  * bytes it consumed, so that the converter can copy the archive byte for
- * byte, and it passes anything after the end-of-archive marker through.
+ * byte. Bytes after the end-of-archive marker are passed through too.
  *
- * Formats and choices:
- * - Names: pax "path" wins over a GNU 'L' long name, which wins over the
+ * Formats and choices (Go's archive/tar reader, which containers/storage
+ * uses, decides the same way unless noted):
+ * - Names: a GNU 'L' long name wins over pax "path", which wins over the
  *   ustar prefix and name fields. The name is returned as stored, not
- *   cleaned. Link names likewise from "linkpath", 'K' and the linkname field.
+ *   cleaned. Link names come likewise from 'K', "linkpath" and the
+ *   linkname field. An empty value counts as absent.
  * - Numbers: octal with leading or trailing spaces and NULs, GNU base-256,
- *   and the pax "size", "mtime", "uid" and "gid" records. Pax mtime keeps
+ *   and the pax "size", "mtime", "uid" and "gid" records. A pax mtime keeps
  *   its sign and nanoseconds and is parsed as decimal text, never through
  *   floating point.
- * - Extended attributes come from "SCHILY.xattr.NAME" records only; values
- *   are binary and may contain NUL bytes. libarchive writes each attribute
- *   a second time as "LIBARCHIVE.xattr.NAME" (URL-encoded name, base64
- *   value); those records are ignored, as Go's archive/tar and so
- *   containers/storage ignore them.
- * - Global pax headers ('g') are skipped and their records ignored, as Go's
- *   archive/tar leaves them to the caller and Docker and containerd apply
- *   none of them. Their bytes are still part of the raw header bytes.
+ * - Extended attributes come from "SCHILY.xattr.NAME" records only, and
+ *   their values are binary (NUL bytes included). libarchive writes each
+ *   attribute a second time as "LIBARCHIVE.xattr.NAME" (URL-encoded name,
+ *   base64 value). Those records are ignored, as Go ignores them.
+ * - Global pax headers ('g') are skipped and their records ignored. Go
+ *   returns them to its caller as entries of their own, which
+ *   containers/storage's converter then rejects as an unknown type. Their
+ *   bytes are still part of the raw header bytes.
  * - GNU sparse files (old GNU type 'S' and the pax GNU.sparse.* records) are
- *   rejected: a zstd:chunked TOC has no portable way to describe holes.
- * - Types '0', '\0' (a directory when the name ends in '/', as Go decides)
- *   and '7' are regular files; '1'..'6' map to the other entry types. Any
- *   other type (GNU 'D', 'M', 'N', 'V', vendor types) is rejected.
+ *   rejected, unlike in Go, because a zstd:chunked TOC that other readers
+ *   understand cannot describe holes.
+ * - Types '0', '\0' (a directory when the name ends in '/') and '7' are
+ *   regular files, and '1'..'6' map to the other entry types. Any other
+ *   type (GNU 'D', 'M', 'N', 'V', vendor types) is rejected.
  * - Hard links, symlinks, devices, directories and FIFOs carry no data,
- *   whatever their size field says, as in Go's archive/tar.
- * - The end of the archive is two zero blocks, or one zero block or the end
- *   of the stream at a header boundary (Go's archive/tar accepts those
- *   too). A zero block followed by a non-zero block is rejected.
+ *   whatever their size field contains.
+ * - The archive ends with two zero blocks, or with one zero block or the
+ *   end of the stream at a header boundary. A zero block followed by a
+ *   non-zero block is rejected.
  *
  * Every byte is untrusted. Header checksums are verified (unsigned or
  * signed sum), extension headers are capped (IM_TAR_MAX_PAX_LENGTH,
@@ -106,10 +109,10 @@ void im_tar_reader_free(struct im_tar_reader *tr);
 
 /*
  * Skip what is left of the current entry's data and decode the next entry.
+ * Errors are logged with the entry's offset.
  * Return: 1 with *ret set, 0 at the end of the archive, -EBADMSG for a
  * malformed or truncated archive, -ENOTSUP for sparse files and unknown
- * entry types (each logged with the entry's offset), or the negative errno
- * of the read callback.
+ * entry types, or the negative errno of the read callback.
  */
 int im_tar_reader_next(struct im_tar_reader *tr, const struct im_tar_entry **ret);
 

@@ -251,6 +251,9 @@ static int build_entry(struct builder *b, const struct im_tar_entry *e,
 		return -EINVAL;
 	}
 
+	/* NOTE: names that are not UTF-8 are written as their raw bytes. json-c
+	 * and this project's TOC reader keep them, but Go's encoding/json (and
+	 * so containers/storage) reads them with U+FFFD replacements. */
 	put(b, "type", json_object_new_string(toc_type(e->type)));
 	put_string(b, "name", e->name, e->name_len);
 	if (e->link_name_len > 0)

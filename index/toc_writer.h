@@ -4,8 +4,8 @@
  * defines it: {"version":1,"entries":[...]} with one JSON object per tar
  * entry and one per further chunk of a regular file, zero-valued fields
  * left out. Each entry is serialized with json-c as soon as it is known and
- * fed to a zstd stream, so memory holds the compressed TOC, never the JSON
- * of the whole layer. Internal to the converter.
+ * fed to a zstd stream, so memory contains the compressed TOC, never the
+ * JSON of the whole layer. Internal to the converter.
  */
 #ifndef IM_TOC_WRITER_H
 #define IM_TOC_WRITER_H
@@ -53,7 +53,7 @@ int im_toc_writer_add(struct im_toc_writer *t, const struct im_tar_entry *e,
 
 /*
  * Close the JSON document and the zstd frame. Afterwards t->compressed
- * holds compressed_len bytes whose decompression is json_len bytes.
+ * contains compressed_len bytes that decompress to json_len bytes.
  */
 int im_toc_writer_finish(struct im_toc_writer *t);
 

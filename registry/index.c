@@ -53,8 +53,8 @@ static bool string_equal(const char *a, const char *b)
 }
 
 /*
- * A requested variant must match exactly, except that arm64 images commonly
- * omit "v8", the only arm64 variant. Without a requested variant any
+ * A requested variant must match exactly, except that arm64 entries commonly
+ * omit the variant, which then means "v8". Without a requested variant, any
  * variant of the architecture matches.
  */
 static bool platform_matches(const struct platform *p, const char *os,

@@ -20,7 +20,7 @@
 #include "common/util.h"
 
 #define DOCKER_HUB "docker.io"
-/* Repository names longer than this are rejected by the distribution server. */
+/* The distribution reference package caps a repository name at 255 characters. */
 #define REPOSITORY_MAX_LENGTH 255
 #define TAG_MAX_LENGTH 128
 #define HOST_MAX_LENGTH 255

@@ -45,7 +45,6 @@ keep=false
 temp_dir=
 registry_dir=
 mount_dir=
-mounted=false
 
 log() {
 	echo "demo: $*"
@@ -96,10 +95,16 @@ check_tools() {
 		die "must run as root, because the demo runs chroot on the mount; run: sudo $0"
 	[[ -x $imgmount ]] ||
 		die "'$imgmount' not found; build it first: meson setup build && ninja -C build"
-	for tool in skopeo curl python3 zstd chroot timeout fusermount3 mountpoint; do
+	for tool in skopeo curl python3 zstd chroot timeout fusermount3; do
 		command -v "$tool" >/dev/null ||
 			die "'$tool' not found; install the dependencies with scripts/install-deps.sh"
 	done
+}
+
+# Succeed if $1 is a mount point in /proc/self/mounts. Unlike mountpoint(1),
+# this also finds a FUSE mount whose daemon died, where stat fails.
+is_mounted() {
+	[[ -n $1 ]] && awk -v dir="$1" '$2 == dir { found = 1 } END { exit !found }' /proc/self/mounts
 }
 
 cleanup() {
@@ -110,7 +115,7 @@ cleanup() {
 		exit "$status"
 	fi
 
-	if [[ $mounted == true ]] || { [[ -n $mount_dir ]] && mountpoint -q "$mount_dir"; }; then
+	if is_mounted "$mount_dir"; then
 		if ! timeout "$QUICK_TIMEOUT" "$imgmount" umount "$mount_dir"; then
 			echo "demo: imgmount umount '$mount_dir' failed; detaching it with fusermount3 -u -z" >&2
 			fusermount3 -u -z "$mount_dir" || true
@@ -120,7 +125,7 @@ cleanup() {
 		timeout "$QUICK_TIMEOUT" "$script_dir/registry.sh" stop "$registry_dir" >/dev/null || true
 	fi
 	if [[ -n $temp_dir && -d $temp_dir ]]; then
-		if [[ -n $mount_dir ]] && mountpoint -q "$mount_dir"; then
+		if is_mounted "$mount_dir"; then
 			echo "demo: '$mount_dir' is still mounted; not removing '$temp_dir'" >&2
 		else
 			rm -rf --one-file-system "$temp_dir"
@@ -133,7 +138,7 @@ cleanup() {
 print_keep_commands() {
 	[[ -n $temp_dir ]] || return 0
 	echo "demo: --keep: left running; remove them with:"
-	[[ $mounted == true ]] && echo "  $imgmount umount $mount_dir"
+	is_mounted "$mount_dir" && echo "  $imgmount umount $mount_dir"
 	[[ -n $registry_dir ]] && echo "  $script_dir/registry.sh stop $registry_dir"
 	echo "  rm -rf $temp_dir"
 }
@@ -261,8 +266,7 @@ main() {
 	start=$(now)
 	timeout "$MOUNT_TIMEOUT" "$imgmount" mount --cache-dir "$temp_dir/cache" "$mounted_ref" "$mount_dir"
 	mount_seconds=$(elapsed "$start" "$(now)")
-	mounted=true
-	mountpoint -q "$mount_dir" ||
+	is_mounted "$mount_dir" ||
 		die "imgmount mount returned but '$mount_dir' is not a mount point"
 
 	log "run: chroot $mount_dir python3 -c '$python_command'"

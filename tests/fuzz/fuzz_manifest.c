@@ -27,7 +27,7 @@ static void round_trip(const struct im_manifest *m)
 	char *json = NULL;
 	size_t len = 0;
 
-	/* Sizes above INT64_MAX cannot be written; the parser never makes them. */
+	/* Sizes above INT64_MAX cannot be written, and the parser never makes them. */
 	if (im_manifest_to_json(m, &json, &len) < 0)
 		abort();
 	if (im_manifest_parse(json, len, IM_MEDIA_OCI_MANIFEST, &again) < 0)

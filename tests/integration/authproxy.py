@@ -27,13 +27,13 @@ Options:
   --user NAME           require basic credentials on /token ...
   --password TEXT       ... with this password
   --no-auth             forward without asking for tokens (faults only)
-  --fail-requests N     answer the first N forwarded requests with 503 and
+  --fail-requests N     respond to the first N forwarded requests with 503 and
                         Retry-After: 1
   --ignore-range        drop Range headers, so blob reads get 200 and the
                         whole blob
   --tls-cert FILE       serve HTTPS with this PEM certificate ...
   --tls-key FILE        ... and this PEM key (the token realm is then https)
-  --redirect-blobs      answer blob GET and HEAD with 307 to a second
+  --redirect-blobs      respond to blob GET and HEAD with 307 to a second
                         listener (another port, so another origin) that
                         forwards them without credentials; a request that
                         reaches it with an Authorization header counts as

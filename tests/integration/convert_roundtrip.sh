@@ -198,11 +198,18 @@ timeout 300 skopeo copy --quiet --dest-tls-verify=false \
 	"oci:$work/src:v1" "docker://$registry/src:v1" ||
 	fail "skopeo could not push the source image"
 
+status=0
 timeout 300 "$imgmount" convert --chunk-size 64K "$registry/src:v1" "$registry/converted:v1" \
-	>"$work/digest" 2>"$work/convert.log" || {
+	>"$work/digest" 2>"$work/convert.log" || status=$?
+if [[ $status != 0 ]]; then
 	cat "$work/convert.log" >&2
-	fail "imgmount convert exited with status $?"
-}
+	fail "imgmount convert exited with status $status"
+fi
+# A sanitizer build reports some errors without exiting.
+if grep -Eq 'runtime error:|Sanitizer' "$work/convert.log"; then
+	cat "$work/convert.log" >&2
+	fail "imgmount convert printed a sanitizer report"
+fi
 grep -Eqx 'sha256:[0-9a-f]{64}' "$work/digest" ||
 	fail "imgmount convert printed \"$(cat "$work/digest")\", not a manifest digest"
 

@@ -51,7 +51,7 @@ wait_http() {
 		fi
 		sleep 0.2
 	done
-	echo "FAIL: $url did not answer within 20 s" >&2
+	echo "FAIL: $url did not respond within 20 s" >&2
 	return 1
 }
 
