@@ -21,6 +21,7 @@
 #include "fs/commands.h"
 #include "fs/daemon.h"
 #include "fs/image.h"
+#include "fs/image_options.h"
 #include "fs/paths.h"
 #include "index/tree.h"
 
@@ -133,32 +134,6 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *args)
 	return 0;
 }
 
-/* Split "os/arch[/variant]" in place into the image options. */
-static int apply_platform(char *platform, struct im_image_options *opts)
-{
-	char *arch, *variant;
-
-	arch = strchr(platform, '/');
-	if (!arch || arch == platform || arch[1] == '\0')
-		goto invalid;
-	*arch++ = '\0';
-	variant = strchr(arch, '/');
-	if (variant) {
-		*variant++ = '\0';
-		if (*variant == '\0' || strchr(variant, '/'))
-			goto invalid;
-	}
-	opts->os = platform;
-	opts->arch = arch;
-	opts->variant = variant;
-	return 0;
-
-invalid:
-	fprintf(stderr, "imgmount: invalid --platform \"%s\": expected OS/ARCH or OS/ARCH/VARIANT, "
-		"for example linux/amd64\n", platform);
-	return -EINVAL;
-}
-
 /*
  * A daemon that died leaves its mountpoint answering ENOTCONN. Detach such a
  * stale mount so that mounting again works without manual cleanup.
@@ -190,27 +165,6 @@ static int clear_stale_mount(const char *mountpoint)
 	return 0;
 }
 
-static int prepare_cache_dir(const char *requested, char *out, size_t out_size)
-{
-	char path[PATH_MAX];
-	int r;
-
-	if (requested)
-		r = im_absolute_path(requested, path, sizeof(path));
-	else
-		r = im_default_cache_dir(path, sizeof(path));
-	if (r < 0)
-		return r;
-
-	r = im_mkdir_p(path, geteuid() == 0 ? 0755 : 0700);
-	if (r < 0)
-		return im_log_errno(r, "creating cache directory \"%s\" failed", path);
-	if (!realpath(path, out))
-		return im_log_errno(-errno, "resolving cache directory \"%s\" failed", path);
-	(void)out_size;
-	return 0;
-}
-
 static int run_mount(struct mount_args *args)
 {
 	struct im_image_options opts = {
@@ -228,7 +182,7 @@ static int run_mount(struct mount_args *args)
 	int r;
 
 	if (args->platform) {
-		r = apply_platform(args->platform, &opts);
+		r = im_image_options_set_platform(args->platform, &opts);
 		if (r < 0)
 			return r;
 	}
@@ -239,7 +193,7 @@ static int run_mount(struct mount_args *args)
 	if (!realpath(args->mountpoint, mountpoint))
 		return im_log_errno(-errno, "resolving mountpoint \"%s\" failed", args->mountpoint);
 
-	r = prepare_cache_dir(args->cache_dir, cache_dir, sizeof(cache_dir));
+	r = im_image_options_prepare_cache_dir(args->cache_dir, cache_dir);
 	if (r < 0)
 		return r;
 	opts.cache_dir = cache_dir;

@@ -11,6 +11,11 @@ int im_cmd_mount(int argc, char **argv);
 int im_cmd_umount(int argc, char **argv);
 int im_cmd_stats(int argc, char **argv);
 int im_cmd_convert(int argc, char **argv);
+int im_cmd_ls(int argc, char **argv);
+int im_cmd_stat(int argc, char **argv);
+int im_cmd_cat(int argc, char **argv);
+int im_cmd_tree(int argc, char **argv);
+int im_cmd_inspect(int argc, char **argv);
 
 /* Exit statuses shared by the commands. */
 enum {

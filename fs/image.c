@@ -209,7 +209,8 @@ static int open_cached_index(const char *path, const struct im_toc_location *loc
 	return 0;
 }
 
-static int load_layer_index(struct im_image *img, size_t i)
+static int load_layer_index(struct im_image *img, size_t i,
+			    const struct im_image_options *opts)
 {
 	const struct im_descriptor *desc = &img->manifest.layers[i];
 	const char *position, *checksum;
@@ -221,6 +222,8 @@ static int load_layer_index(struct im_image *img, size_t i)
 				     IM_ZSTD_CHUNKED_OLD_POSITION_KEY);
 	checksum = annotation_either(desc, IM_ZSTD_CHUNKED_CHECKSUM_KEY,
 				     IM_ZSTD_CHUNKED_OLD_CHECKSUM_KEY);
+	if ((!position || !checksum) && opts->allow_unindexed_layers)
+		return 0;
 	if (!position || !checksum) {
 		/* TODO: read gzip and plain zstd layers through a side index or a
 		 * whole-layer fetch instead of rejecting them. */
@@ -249,7 +252,7 @@ static int load_layer_index(struct im_image *img, size_t i)
 	return open_cached_index(path, &loc, desc->size, &img->indexes[i]);
 }
 
-static int load_layers(struct im_image *img)
+static int load_layers(struct im_image *img, const struct im_image_options *opts)
 {
 	size_t n = img->manifest.n_layers;
 
@@ -261,7 +264,7 @@ static int load_layers(struct im_image *img)
 
 	/* TODO: fetch the TOCs of several layers in parallel. */
 	for (size_t i = 0; i < n; i++) {
-		int r = load_layer_index(img, i);
+		int r = load_layer_index(img, i, opts);
 
 		if (r < 0)
 			return r;
@@ -303,7 +306,7 @@ int im_image_open(const char *reference, const struct im_image_options *opts,
 	if (r < 0)
 		goto fail;
 
-	r = load_layers(img);
+	r = load_layers(img, opts);
 	if (r < 0)
 		goto fail;
 

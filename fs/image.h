@@ -26,6 +26,10 @@ struct im_image_options {
 	const char *os;                 /* platform for image indexes */
 	const char *arch;
 	const char *variant;            /* may be NULL */
+	/* Leave indexes[i] NULL for a layer without a zstd:chunked TOC
+	 * instead of failing with -ENOTSUP (for `inspect`, which reports
+	 * such layers). */
+	bool allow_unindexed_layers;
 };
 
 struct im_image {
@@ -35,7 +39,8 @@ struct im_image {
 	struct im_manifest manifest;
 	struct im_registry *registry;
 	struct im_chunk_store *store;
-	struct im_layer_index **indexes; /* one per layer, bottom first */
+	struct im_layer_index **indexes; /* one per layer, bottom first; NULL only
+					    with allow_unindexed_layers */
 	struct im_blob_ref *blobs;       /* one per layer */
 	size_t n_layers;
 };

@@ -19,6 +19,11 @@ static const struct command commands[] = {
 	{ "umount", im_cmd_umount, "unmount MOUNTPOINT and stop its daemon" },
 	{ "stats", im_cmd_stats, "print the counters of the daemon serving MOUNTPOINT as JSON" },
 	{ "convert", im_cmd_convert, "convert SOURCE image to zstd:chunked and push it as DEST" },
+	{ "ls", im_cmd_ls, "list a directory of IMAGE without mounting it" },
+	{ "stat", im_cmd_stat, "print every attribute of a path in IMAGE" },
+	{ "cat", im_cmd_cat, "write a file of IMAGE to stdout, verified chunk by chunk" },
+	{ "tree", im_cmd_tree, "draw the directory tree of IMAGE" },
+	{ "inspect", im_cmd_inspect, "print IMAGE's manifest, config and layers" },
 };
 
 static void usage(FILE *out)

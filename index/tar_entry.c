@@ -28,6 +28,8 @@ enum header_format {
  * means the header field counts. */
 struct overrides {
 	bool has_path, has_linkpath, has_size, has_mtime, has_uid, has_gid;
+	bool sparse;    /* a GNU.sparse.* record was seen: rejected once the
+			   entry's name is known, so the error can name it */
 	struct span path, linkpath;
 	uint64_t size, uid, gid;
 	int64_t mtime_sec;
@@ -51,18 +53,29 @@ static const uint8_t *raw_at(const struct im_tar_reader *tr, struct span s)
 	return tr->raw + s.offset;
 }
 
+/*
+ * Record an xattr. A later record for the same attribute replaces the
+ * earlier one, and an empty value deletes it: pax gives an empty value that
+ * meaning, and Go's archive/tar (so containerd and umoci) drops such a
+ * record, so an attribute with an empty value never reaches the image.
+ */
 static int add_xattr_ref(struct im_tar_reader *tr, struct span name, struct span value)
 {
-	/* A later record for the same attribute replaces the earlier one. */
 	for (size_t i = 0; i < tr->n_xattr_refs; i++) {
 		struct xattr_ref *x = &tr->xattr_refs[i];
 
-		if (x->name.len == name.len &&
-		    memcmp(raw_at(tr, x->name), raw_at(tr, name), name.len) == 0) {
+		if (x->name.len != name.len ||
+		    memcmp(raw_at(tr, x->name), raw_at(tr, name), name.len) != 0)
+			continue;
+		if (value.len == 0)
+			tr->xattr_refs[i] = tr->xattr_refs[--tr->n_xattr_refs];
+		else
 			x->value = value;
-			return 0;
-		}
+		return 0;
 	}
+
+	if (value.len == 0)
+		return 0;
 
 	if (tr->n_xattr_refs == tr->xattr_refs_cap) {
 		size_t cap = tr->xattr_refs_cap ? 2 * tr->xattr_refs_cap : 8;
@@ -106,11 +119,10 @@ static int apply_pax_record(struct im_tar_reader *tr, const struct im_pax_record
 	bool has_nul = memchr(rec->value, '\0', rec->value_len) != NULL;
 	int r = 0;
 
-	if (key_has_prefix(rec, "GNU.sparse."))
-		return im_tar_fail(tr, -ENOTSUP, entry_offset,
-				   "GNU sparse files are not supported (pax record \"%.*s\"); "
-				   "recreate the layer without sparse files",
-				   (int)rec->key_len, rec->key);
+	if (key_has_prefix(rec, "GNU.sparse.")) {
+		o->sparse = true;
+		return 0;
+	}
 
 	if (key_has_prefix(rec, XATTR_PREFIX)) {
 		size_t prefix = strlen(XATTR_PREFIX);
@@ -445,6 +457,10 @@ int im_tar_decode_entry(struct im_tar_reader *tr, size_t block_offset, uint64_t 
 		return r;
 	if (e->name_len == 0)
 		return im_tar_fail(tr, -EBADMSG, entry_offset, "the entry has an empty name");
+	if (o.sparse)
+		return im_tar_fail(tr, -ENOTSUP, entry_offset,
+				   "\"%s\" is a GNU sparse file (pax GNU.sparse.* records), which is "
+				   "not supported; recreate the layer without sparse files", e->name);
 
 	r = decode_type(tr, (char)block[TYPE_OFFSET], e, entry_offset, &e->type);
 	if (r < 0)

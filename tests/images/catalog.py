@@ -3,10 +3,10 @@
 
 Every image exercises one union rule or one tar encoding that real layer
 appliers or lazy filesystems have got wrong. The expected result for each is
-asserted in tests/integration/test_layer_rules.py; the docstring of each
-builder says what the image contains and why.
+asserted in tests/integration/test_layer_rules.py. The docstring of each
+builder describes the image and the rule it tests.
 
-Unless an entry says otherwise, directories are 0755, files 0644, owner
+Unless an entry sets other values, directories are 0755, files 0644, owner
 0:0, and the mtime is MTIME, so a mount that loses an mtime shows up as a
 difference from the reference unpack instead of matching a default of 0.
 """
@@ -318,9 +318,9 @@ def xattrs():
 def xattr_empty_value():
     """An SCHILY.xattr record with an empty value, next to a non-empty one.
 
-    POSIX pax says a record with an empty value deletes the keyword, so the
-    file has no user.empty xattr; Go's archive/tar, and so containerd and
-    umoci, read it that way.
+    POSIX pax defines a record with an empty value as deleting the keyword,
+    so the file has no user.empty xattr. Go's archive/tar, which containerd
+    and umoci use, reads it that way.
     """
     lower = tar()
     lower.reg("empty-value", "e", xattrs={"user.empty": b"", "user.kept": b"v"})
@@ -556,9 +556,6 @@ def union_replacements():
     upper.dir("recreated-later/", mode=0o700)
     upper.reg("recreated-later/new", "new")
     return [layer(lower), layer(middle), layer(upper)]
-
-
-NON_UTF8_NAMES = [b"caf\xe9", b"\xff\xfe", b"dir\x80"]
 
 
 @image("odd-names-and-empty-files")

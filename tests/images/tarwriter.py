@@ -1,12 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Write tar streams header by header, including forms tarfile cannot make.
 
-Python's tarfile normalises what it writes: it picks the long-name encoding
-itself, always fills the ustar size field, cannot write a PAX size with a
-ustar size of 0, a GNU base-256 size, a bare ".wh." name, a hardlink whose
-name is a whiteout, or a GNU sparse entry. The test images need exactly those
-forms, so this module builds every 512-byte block by hand (POSIX.1-2001 pax
-and ustar, GNU tar's "oldgnu" extensions).
+Python's tarfile normalises what it writes. It uses one long-name encoding
+per archive, always fills the ustar size field, uses base-256 only for
+numbers too large for octal, and writes no GNU sparse entries. The test
+images need exactly those forms, so this module builds every 512-byte block
+by hand (POSIX.1-2001 pax and ustar, GNU tar's "oldgnu" extensions).
 
 Names and link targets may be str or bytes; bytes are written unchanged, so
 non-UTF-8 names survive.
@@ -226,8 +225,8 @@ class TarBuilder:
     def gnu_sparse(self, name, real_size, segments, mode=0o644, mtime=None):
         """Append an old-GNU type 'S' sparse entry.
 
-        segments is a list of (offset, bytes) data regions, at most 4 so the
-        map fits the header without extension blocks; every other byte of the
+        segments is a list of (offset, bytes) data regions. At most 4 fit the
+        header without extension blocks. Every other byte of the
         real_size-byte file is a hole.
         """
         if len(segments) > 4:

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """A file of 8 GiB: its size only fits a PAX record, and reads reach its end.
 
-The ustar size field holds at most 8 GiB - 1, so the image stores the size
+The ustar size field can store at most 8 GiB - 1, so the image stores the size
 in a PAX "size" record over a ustar size of 0; a reader that ignores the
 record misparses every later entry. umoci is not used as a reference here
 because unpacking would write 8 GiB to disk; the expected values are

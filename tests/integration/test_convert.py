@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """`imgmount convert` output, checked with tools that know nothing of imgmount.
 
-The converted image must be an ordinary image to every other runtime: each
+The converted image must be an ordinary image to every other runtime. Each
 layer decompresses with the stock zstd decoder to exactly the source tar
-stream (so its SHA-256 is the diff ID in the unchanged config), and skopeo
-plus umoci unpack it to the same tree as the source. Its zstd:chunked
+stream, so its SHA-256 is the diff ID in the unchanged config. skopeo and
+umoci unpack it to the same tree as the source. Its zstd:chunked
 metadata must match containers/storage's layout: TOC position and checksum
 annotations, and a footer ending in the "GNUlInUx" magic.
 """

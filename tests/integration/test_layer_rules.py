@@ -54,7 +54,7 @@ class LayerRules:
         return root
 
     def assert_root_attributes(self, root):
-        """The root is always 0755 0:0 with mtime 0, whatever entries say."""
+        """Assert the root is 0755 0:0 with mtime 0: root entries never change it."""
         info = self.lstat(root, "/")
         self.assertEqual(info["type"], "dir")
         self.assertEqual(oct(info["mode"]), oct(0o755))
@@ -93,6 +93,7 @@ class LayerRules:
         self.assertText(root, "/sub/test", "inner\n")
         self.assertErrno(root, "/test")
         self.assertErrno(root, "/.wh.test")
+        self.assertNoWhiteoutNames(root)
 
     def test_opaque_marker_hides_lower_subtree(self):
         root = self.mount_and_compare("opaque-subtree")
@@ -135,6 +136,7 @@ class LayerRules:
         self.assertEqual(self.listdir(root, "/d2"), [])
         self.assertErrno(root, "/d1/.wh..wh.opq")
         self.assertErrno(root, "/d2/.wh..wh..opq")
+        self.assertNoWhiteoutNames(root)
 
     def test_hardlinked_whiteouts_delete_both_names(self):
         root = self.mount_and_compare("whiteout-hardlinks")
@@ -145,6 +147,7 @@ class LayerRules:
         self.assertEqual(self.listdir(root, "/"), ["keep", "root"])
         self.assertEqual(self.listdir(root, "/root"), [])
         self.assertErrno(root, "/changelog.txt")
+        self.assertNoWhiteoutNames(root)
         devices = [path for path, fields in self.dump(root).items()
                    if fields["type"] == "chr"]
         self.assertEqual(devices, [])

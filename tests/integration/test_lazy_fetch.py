@@ -3,8 +3,8 @@
 
 The lazy-large image has a 32 MiB layer of random files and a small file in
 another layer. The registry's access log and `imgmount stats` show what a
-mount and a read cost; the limits below allow the TOCs, the footers and
-the chunks read, plus a stated allowance, and stay far below the layer size.
+mount and a read cost. The limits below allow the TOCs, the footers, the
+chunks read and a stated allowance, which stays far below the layer size.
 """
 
 import json

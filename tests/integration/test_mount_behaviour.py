@@ -7,6 +7,7 @@ themselves are in test_layer_rules.py.
 
 import os
 import signal
+import time
 import unittest
 
 from lib import procs
@@ -157,6 +158,19 @@ class MountBehaviourTest(IntegrationCase):
         daemon.process.send_signal(signal.SIGTERM)
         self.assertEqual(daemon.process.wait(timeout=30), 0, daemon.log())
         self.assertIsNone(procs.is_mounted(daemon.mountpoint))
+
+    def test_stopped_daemon_fails_read_by_timeout(self):
+        # A hung mount must fail a test instead of hanging it, so a read
+        # that the stopped daemon never serves ends at the probe timeout.
+        daemon = self.mount_catalog("whiteout-one-path")
+        daemon.process.send_signal(signal.SIGSTOP)
+        self.addCleanup(daemon.process.send_signal, signal.SIGCONT)
+        started = time.monotonic()
+        with self.assertRaises(procs.CommandError) as raised:
+            self.probe(daemon.mountpoint,
+                       [{"op": "read", "path": "/sub/test"}], timeout=5)
+        self.assertIn("timed out after 5 s", str(raised.exception))
+        self.assertLess(time.monotonic() - started, 30)
 
     def test_fusermount_unmount_ends_daemon(self):
         daemon = self.mount_catalog("whiteout-one-path")

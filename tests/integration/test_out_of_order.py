@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Layer order comes from the manifest, not from which TOC arrives first.
 
-A proxy between imgmount and the registry holds every request for the lower
-layer's blob for a few seconds, so the upper layer's TOC (with the
-whiteout) arrives first when the daemon fetches TOCs concurrently. The
+A proxy between imgmount and the registry delays every request for the lower
+layer's blob by a few seconds. When the daemon fetches TOCs concurrently, the
+upper layer's TOC (with the whiteout) therefore arrives first. The
 merged tree must still apply the whiteout to the lower layer.
 """
 

@@ -3,9 +3,9 @@
 
 The tests rewrite one chunk frame of victim.bin inside the registry's blob
 storage, so the registry serves the changed bytes. In the first test the
-frame still decodes (its zstd checksum is recomputed) and only the SHA-256
-check of the chunk can catch it; in the second the zstd decoder itself
-rejects the frame. Either way reads of victim.bin fail with EIO, other files
+frame still decodes, because its zstd checksum is recomputed, so only the
+SHA-256 check of the chunk can catch it. In the second test the zstd
+decoder itself rejects the frame. Either way reads of victim.bin fail with EIO, other files
 read correctly, and the cache never stores the bad chunk. Each test class
 has its own registry, so the tampering never reaches another test.
 """

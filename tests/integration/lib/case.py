@@ -2,9 +2,8 @@
 """The base TestCase of the integration tests and its decorators.
 
 IntegrationCase gives each test class a private docker-registry and a
-temporary directory, and each test helpers that push a catalog image,
-convert it, mount it, unpack the reference with skopeo and umoci, dump
-trees and probe mounts. Everything a helper starts or mounts is undone by
+temporary directory. Its helpers push a catalog image, convert it, mount
+it, unpack the reference with skopeo and umoci, dump trees and probe mounts. Everything a helper starts or mounts is undone by
 a cleanup registered at once, so a failing test still unmounts and stops
 its servers. Every access to a FUSE mount runs in a child process under a
 timeout (dumptree.py and probe.py), so a hung mount fails the test instead
@@ -107,12 +106,12 @@ class IntegrationCase(unittest.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.class_dir = tempfile.mkdtemp(prefix="imgmount-test-")
+        procs.record_directory(cls.class_dir)
         cls.addClassCleanup(remove_workdir, cls.class_dir)
         cls.registry = Registry(os.path.join(cls.class_dir, "registry"))
         cls.registry.start()
         cls.addClassCleanup(cls.registry.stop)
         cls._pushed = {}
-        cls._serial = 0
 
     def setUp(self):
         super().setUp()
@@ -182,11 +181,11 @@ class IntegrationCase(unittest.TestCase):
                                  mount_name="mount"):
         """Assert a mount's dump equals the umoci unpack's, with two rules.
 
-        The root is left out: umoci applies root entries ("./") and sets the
-        root mtime to the unpack time, while imgmount keeps the root at
-        0755 0:0 mtime 0 (asserted by test_mount_attributes). Directories
-        the image has no entry for get the unpack time from umoci; on the
-        mount they must have mtime 0, so they are compared against 0.
+        The root is left out: umoci applies root entries ("./") to it and
+        leaves its mtime at 0 or the unpack time, while imgmount keeps the
+        root at 0755 0:0 mtime 0 (asserted by test_layer_rules). umoci gives
+        directories that have no entry in the image the unpack time. On the
+        mount they must have mtime 0, so those are compared against 0.
         """
         expected = {path: dict(fields) for path, fields in
                     reference_dump.items() if path != "/"}
@@ -219,11 +218,10 @@ class IntegrationCase(unittest.TestCase):
                             *flags, root], MOUNT_ACCESS_TIMEOUT)
         return dumptree.parse_dump(result.stdout.decode("ascii"))
 
-    def probe(self, root, ops):
+    def probe(self, root, ops, timeout=MOUNT_ACCESS_TIMEOUT):
         """Run probe.py ops against root in a child; return its results."""
         result = procs.run([PYTHON, os.path.join(LIB_DIR, "probe.py"), root],
-                           MOUNT_ACCESS_TIMEOUT,
-                           input=json.dumps(ops).encode())
+                           timeout, input=json.dumps(ops).encode())
         return json.loads(result.stdout)
 
     def probe_one(self, root, op, path, **arguments):

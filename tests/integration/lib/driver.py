@@ -13,8 +13,8 @@ MODULE is a module name under tests/integration (for example
 "test_layer_rules"). Each case gets SIGALRM after its time limit (the
 @timeout decorator of lib.case, 300 s by default), which raises inside the
 test so its cleanups still run. tests/run also kills the whole module from
-outside when it overruns the sum of its cases' limits, because a test stuck
-in an uninterruptible FUSE request never sees the signal.
+outside when it overruns the sum of its cases' limits, because a signal
+cannot interrupt a test that waits for a FUSE reply that never comes.
 """
 
 import json

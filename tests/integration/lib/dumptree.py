@@ -20,9 +20,9 @@ Paths, link targets and xattr names are bytes: every byte outside printable
 ASCII, and the space, "=" and "\\" characters, is written as \\xHH, so
 non-UTF-8 names survive. Lines are sorted by the raw path bytes.
 
-The test process runs this as a subprocess under timeout(1) when ROOT is a
-FUSE mount, because a read stuck in a dead mount cannot be interrupted by a
-signal. Importing the module gives parse_dump() and diff_dumps().
+The test process runs this as a child process with a timeout when ROOT is a
+FUSE mount, because a read stuck in a hung mount ignores SIGALRM and only
+SIGKILL ends it. Importing the module gives parse_dump() and diff_dumps().
 """
 
 import errno

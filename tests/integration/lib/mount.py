@@ -68,7 +68,7 @@ class Mount:
     The mount is ready when /proc/self/mountinfo lists the mountpoint with
     fstype fuse.imgmount. stop() lazily unmounts, then ends the daemon with
     SIGTERM and, after a grace period, SIGKILL, and raises AssertionError if
-    its stderr holds a sanitizer report.
+    its stderr contains a sanitizer report.
     """
 
     def __init__(self, image, mountpoint, cache_dir, log_path,

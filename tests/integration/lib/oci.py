@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Write OCI image layouts, push them with skopeo, and unpack with umoci.
 
-A layer is an object like images.catalog.Layer: pieces() returns its
-uncompressed tar stream as an iterable of bytes (so layers too large for
-memory can be streamed), compression names a fixed compression or is None
-to use the image's, and raw_blob, when not None, is stored verbatim. The
+A layer is an object like images.catalog.Layer. Its pieces() returns the
+uncompressed tar stream as an iterable of bytes, so layers too large for
+memory can be streamed. Its compression names a fixed compression, or is
+None to use the image's. Its raw_blob, when not None, is stored verbatim. The
 stream is compressed here as gzip, zstd (the zstd command) or left as plain
 tar. The diff ID is the SHA-256 of the uncompressed stream, as the OCI image
 config requires.
@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import tempfile
 
@@ -29,7 +28,6 @@ MEDIA_LAYER = {
     "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
     "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
 }
-COMPRESSIONS = ("gzip", "zstd", "tar")
 
 # Go's GOARCH names for the machines the tests run on.
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}
@@ -192,7 +190,7 @@ def pull_layout(reference, layout, tag, timeout=600):
     """Copy docker://reference into the OCI layout dir as tag with skopeo.
 
     Plain tar layers stay plain (skopeo would gzip them by default), so the
-    layout holds exactly the blobs the registry has.
+    layout contains exactly the blobs the registry has.
     """
     procs.run(["skopeo", "copy", "--quiet", "--preserve-digests",
                "--src-tls-verify=false",
@@ -285,6 +283,3 @@ def read_blob(layout, digest):
 def blob_path(layout, digest):
     return os.path.join(layout, "blobs", *digest.split(":", 1))
 
-
-def remove_tree(path):
-    shutil.rmtree(path, ignore_errors=True)

@@ -9,8 +9,8 @@ relative to ROOT and may carry non-UTF-8 bytes as Python's surrogateescape
 code points. The output is a JSON list with one result per op: the values
 the call returned, or {"errno": "ENOENT"} (the errno name) when it failed.
 
-The test process never touches a FUSE mount itself; it runs this script
-under timeout(1) so a hung mount fails the test instead of hanging it.
+The test process never touches a FUSE mount itself. It runs this script as
+a child with a timeout, so a hung mount fails the test instead of hanging it.
 
 Ops: lstat, stat, readlink, read (optional offset and length; returns hex),
 sha256, listdir (names sorted, "." and ".." excluded), xattrs (every name

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Run commands with timeouts and record what the tests start and mount.
 
-Every server PID and every mountpoint a test creates is also written to the
-directory named by $IMGMOUNT_TEST_STATE (set by tests/run). When a test
-module is killed on timeout, its own cleanups never run, so tests/run reads
-those files afterwards, lazily unmounts what is still mounted and kills what
-is still running. Outside tests/run the variable is unset and nothing is
+Every server PID, mountpoint and temporary directory a test creates is also
+written to the directory named by $IMGMOUNT_TEST_STATE (set by tests/run).
+When a test module is killed on timeout, its own cleanups never run, so
+tests/run reads those files afterwards, kills what is still running,
+lazily unmounts what is still mounted and removes the directories. Outside tests/run the variable is unset and nothing is
 recorded.
 """
 
@@ -73,8 +73,16 @@ def record_mount(mountpoint):
     _record("mounts", os.fsdecode(mountpoint))
 
 
+def record_directory(path):
+    """Record a temporary directory so tests/run can remove it if the test dies."""
+    _record("dirs", os.fsdecode(path))
+
+
 def process_start_time(pid):
-    """Return the start time of pid in clock ticks, or None if it is gone."""
+    """Return the start time of a live pid in clock ticks, else None.
+
+    A zombie counts as gone: it has exited and only waits to be reaped.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as stream:
             stat = stream.read()
@@ -82,6 +90,8 @@ def process_start_time(pid):
         return None
     # The command name in field 2 may contain spaces, so split after its ")".
     fields = stat[stat.rindex(b")") + 2:].split()
+    if fields[0] == b"Z":
+        return None
     return int(fields[19])
 
 

@@ -84,7 +84,7 @@ class Registry:
         self.stop()
 
     def start(self, attempts=3):
-        """Start the server on a free port and wait until GET /v2/ answers."""
+        """Start the server on a free port and wait until GET /v2/ succeeds."""
         os.makedirs(self.root, exist_ok=True)
         last_error = None
         for _ in range(attempts):
@@ -177,7 +177,7 @@ class Registry:
         return sum(entry.sent for entry in self.blob_requests(digest, since))
 
     def blob_data_path(self, digest):
-        """Return the storage file that holds blob digest ("sha256:HEX")."""
+        """Return the storage file that contains blob digest ("sha256:HEX")."""
         algorithm, hex_digest = digest.split(":", 1)
         return os.path.join(self.root, "docker", "registry", "v2", "blobs",
                             algorithm, hex_digest[:2], hex_digest, "data")

@@ -8,10 +8,10 @@ io.github.containers.zstd-chunked.manifest-position is
 "OFFSET:LENGTH:UNCOMPRESSED_LENGTH:1", the TOC's compressed byte range, and
 ...manifest-checksum is the SHA-256 of those compressed bytes.
 
-The tamper test also needs to change one byte of a chunk's frame so that it
-still decodes, which means fixing the frame's content checksum (the low 32
-bits of XXH64 with seed 0, per RFC 8878 section 3.1.1); xxh64() implements
-that hash from its published specification.
+The tamper test also changes one byte of a chunk's frame so that the frame
+still decodes. That means fixing the frame's content checksum, which is the
+low 32 bits of XXH64 with seed 0 (RFC 8878 section 3.1.1). xxh64()
+implements that hash from its published specification.
 """
 
 import hashlib
