@@ -135,8 +135,9 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *args)
 }
 
 /*
- * A daemon that died leaves its mountpoint answering ENOTCONN. Detach such a
- * stale mount so that mounting again works without manual cleanup.
+ * A daemon that died leaves its mountpoint returning ENOTCONN to every call.
+ * Detach such a stale mount so that mounting again works without manual
+ * cleanup.
  */
 static int clear_stale_mount(const char *mountpoint)
 {
