@@ -71,7 +71,9 @@ int im_cmd_umount(int argc, char **argv)
 			return IM_EXIT_OK;
 	}
 
-	if (r == -EBUSY)
+	if (r == -EINVAL)
+		im_err("unmounting \"%s\" failed: it is not a mount point", mountpoint);
+	else if (r == -EBUSY)
 		im_err("unmounting \"%s\" failed: it is busy; close the files open there, "
 		       "or use 'imgmount umount -z' to detach it now", mountpoint);
 	else

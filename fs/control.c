@@ -97,6 +97,64 @@ static void *control_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The runtime directory may be a fallback under /tmp that another user could
+ * have created first to plant or block sockets: accept it only if it is a
+ * directory owned by this user that nobody else can write.
+ */
+static int check_runtime_dir(const char *runtime)
+{
+	struct stat st;
+
+	if (lstat(runtime, &st) < 0)
+		return im_log_errno(-errno, "checking runtime directory \"%s\" failed", runtime);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0022)) {
+		im_err("runtime directory \"%s\" is not a directory owned by uid %u and writable "
+		       "only by it; remove it or set XDG_RUNTIME_DIR", runtime, (unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
+int im_control_log_path(const char *mountpoint, char *out, size_t out_size)
+{
+	char runtime[PATH_MAX];
+	size_t len;
+	int r;
+
+	r = im_runtime_dir(runtime, sizeof(runtime));
+	if (r < 0)
+		return r;
+	r = im_mkdir_p(runtime, 0700);
+	if (r < 0)
+		return r;
+	r = check_runtime_dir(runtime);
+	if (r < 0)
+		return r;
+
+	r = socket_path_for(mountpoint, out, out_size);
+	if (r < 0)
+		return r;
+	len = strlen(out);
+	if (len < 5 || len - 5 + sizeof(".log") > out_size)
+		return -ENAMETOOLONG;
+	strcpy(out + len - 5, ".log");
+	return 0;
+}
+
+bool im_control_is_live(const char *mountpoint)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+
+	if (socket_path_for(mountpoint, addr.sun_path, sizeof(addr.sun_path)) < 0)
+		return false;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	return connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+}
+
 int im_control_start(const char *mountpoint)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -115,6 +173,9 @@ int im_control_start(const char *mountpoint)
 	r = im_mkdir_p(runtime, 0700);
 	if (r < 0)
 		return im_log_errno(r, "creating runtime directory \"%s\" failed", runtime);
+	r = check_runtime_dir(runtime);
+	if (r < 0)
+		return r;
 
 	control.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (control.listen_fd < 0)

@@ -14,10 +14,13 @@
 #include "fs/daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -85,6 +88,31 @@ static struct fuse_session *new_session(const struct im_daemon_config *cfg)
 	return se;
 }
 
+/*
+ * Send the messages of a detached daemon to syslog, or, on a system without
+ * a syslog socket (containers, minimal installs), to a file next to the
+ * control socket, so that read errors and digest mismatches are not lost.
+ */
+static void redirect_logs(const char *mountpoint)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (access("/dev/log", W_OK) == 0) {
+		im_log_use_syslog("imgmount");
+		return;
+	}
+	if (im_control_log_path(mountpoint, path, sizeof(path)) < 0)
+		return;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	im_info("this system has no syslog socket; logging to \"%s\"", path);
+}
+
 /* Start the control socket with the stop signals blocked, so its thread
  * inherits a mask that leaves them to the main thread. */
 static bool start_control(const char *mountpoint)
@@ -150,6 +178,14 @@ int im_daemon_run(const struct im_daemon_config *cfg)
 	if (!cfg->mountpoint || !cfg->tree || !cfg->fetcher || (cfg->n_layers && !cfg->layers))
 		return -EINVAL;
 
+	/* A second mount on top would take over the control socket, and the
+	 * lower daemon would keep serving with no way to read its counters. */
+	if (im_control_is_live(cfg->mountpoint)) {
+		im_err("\"%s\" is already served by an imgmount daemon; unmount it first "
+		       "('imgmount umount %s')", cfg->mountpoint, cfg->mountpoint);
+		return -EBUSY;
+	}
+
 	se = new_session(cfg);
 	if (!se) {
 		im_err("creating the FUSE session for \"%s\" failed; libfuse printed the reason above",
@@ -171,7 +207,7 @@ int im_daemon_run(const struct im_daemon_config *cfg)
 		goto unmount;
 	}
 	if (!foreground)
-		im_log_use_syslog("imgmount");
+		redirect_logs(cfg->mountpoint);
 
 	if (fuse_set_signal_handlers(se) != 0) {
 		r = im_log_errno(errno ? -errno : -EIO,

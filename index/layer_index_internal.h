@@ -54,7 +54,8 @@
 
 #define IDX_MAGIC "IMGMIDX"     /* 7 characters plus the NUL: 8 bytes */
 #define IDX_MAGIC_LEN 8
-#define IDX_VERSION 1u
+/* 2: symlinks are compiled with mode 0777. */
+#define IDX_VERSION 2u
 
 #define IDX_HEADER_SIZE 168u
 #define IDX_H_MAGIC 0

@@ -508,11 +508,16 @@ SYMLINK_255 = "/" + "/".join(["s" * 50] * 5)
 
 @image("symlink-sizes")
 def symlink_sizes():
-    """Symlink st_size is the target length: 13 and 255 bytes."""
+    """Symlink st_size is the target length: 13 and 255 bytes.
+
+    One symlink has mode 0644 in its tar header, as Python's tarfile writes
+    them; Linux (and so the mount) shows every symlink as 0777.
+    """
     lower = tar()
     lower.dir("usr/")
     lower.dir("usr/lib/")
     lower.sym("usr/lib/libpq.so", "libpq.so.5.13")
+    lower.sym("usr/lib/header-mode-0644", "libpq.so", mode=0o644)
     lower.sym("a", SYMLINK_255)
     return [layer(lower)]
 

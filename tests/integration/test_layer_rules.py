@@ -253,6 +253,7 @@ class LayerRules:
         root = self.mount_and_compare("symlink-sizes")
         self.assertEqual(self.lstat(root, "/usr/lib/libpq.so")["size"], 13)
         self.assertEqual(self.lstat(root, "/a")["size"], 255)
+        self.assertEqual(self.lstat(root, "/usr/lib/header-mode-0644")["mode"], 0o777)
         result = procs.run(["tar", "-cf", "/dev/null", "-C", root,
                             "usr/lib/libpq.so", "a"], MOUNT_ACCESS_TIMEOUT)
         self.assertEqual(result.stderr.decode(), "")

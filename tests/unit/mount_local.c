@@ -217,6 +217,20 @@ static void *stub_wait(void *arg)
 	return NULL;
 }
 
+int im_control_log_path(const char *mountpoint, char *out, size_t out_size)
+{
+	(void)mountpoint;
+	(void)out;
+	(void)out_size;
+	return -ENOTSUP;
+}
+
+bool im_control_is_live(const char *mountpoint)
+{
+	(void)mountpoint;
+	return false;
+}
+
 int im_control_start(const char *mountpoint)
 {
 	(void)mountpoint;
