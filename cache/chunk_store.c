@@ -44,9 +44,11 @@
 
 #include <xxhash.h>
 
+#include "cache/cache_limit.h"
 #include "common/log.h"
 #include "common/stats.h"
 #include "common/util.h"
+#include "index/layer_index.h"
 
 #define CHUNK_MAGIC "IMCHUNK"
 #define CHUNK_FORMAT_VERSION 1u
@@ -59,6 +61,11 @@
 /* Write failures (a full disk) are logged at most once per interval, and
  * every one is counted in im_stats.cache_write_errors. */
 #define WRITE_WARNING_INTERVAL_NS (60ull * 1000000000ull)
+
+/* A hit sets the file's atime, the recency that eviction sorts by, unless
+ * it is newer than this. So a chunk read in a loop costs one metadata write
+ * per interval, and LRU order is only exact to within the interval. */
+#define TOUCH_INTERVAL_SECONDS 10
 
 /* "AB/" + 64 hex digits + NUL */
 #define CHUNK_NAME_SIZE (3 + 2 * IM_SHA256_LEN + 1)
@@ -73,6 +80,7 @@ struct im_chunk_store {
 	mode_t file_mode;
 	/* im_now_ns() of the last logged write failure, 0 for none */
 	atomic_uint_fast64_t last_write_warning_ns;
+	struct im_cache_limit *limit;   /* NULL: no size limit */
 };
 
 static void chunk_name(const struct im_digest *digest, char *out)
@@ -208,13 +216,15 @@ void im_chunk_store_free(struct im_chunk_store *s)
 		close(s->chunks_fd);
 	if (s->tmp_fd >= 0)
 		close(s->tmp_fd);
+	im_cache_limit_free(s->limit);
 	free(s->dir);
 	free(s);
 }
 
 /*
- * Remove a chunk file that failed a check, unless another process has
- * already replaced it (a different inode under the name), and log why.
+ * Remove a chunk file that failed a check and log why, unless another
+ * reader has already removed or replaced it (a different inode under the
+ * name).
  */
 static void remove_damaged(struct im_chunk_store *s, const struct im_digest *digest,
 			   const char *name, const struct stat *opened,
@@ -225,10 +235,15 @@ static void remove_damaged(struct im_chunk_store *s, const struct im_digest *dig
 	char failure[128];
 	struct stat now;
 
+	/* Concurrent readers of one damaged file all get here. Only the one
+	 * that removes it counts and logs it, so each damaged file counts
+	 * once in cache_corrupt. */
 	if (fstatat(s->chunks_fd, name, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    now.st_dev != opened->st_dev || now.st_ino != opened->st_ino) {
-		outcome = "another process has already replaced or removed it";
-	} else if (unlinkat(s->chunks_fd, name, 0) < 0) {
+	    now.st_dev != opened->st_dev || now.st_ino != opened->st_ino)
+		return;
+	if (unlinkat(s->chunks_fd, name, 0) < 0) {
+		if (errno == ENOENT)
+			return;
 		snprintf(failure, sizeof(failure), "cannot remove it: %s", strerror(errno));
 		outcome = failure;
 	}
@@ -275,6 +290,20 @@ static int check_header(const uint8_t *h, const struct stat *st, size_t len,
 	if (length != len)
 		return -ENOENT;
 	return 0;
+}
+
+/* Mark a hit for LRU eviction. Failure (a read-only cache) only makes the
+ * chunk look older, so it is ignored. */
+static void touch(int fd, const struct stat *st)
+{
+	const struct timespec times[2] = {
+		{ .tv_nsec = UTIME_NOW },
+		{ .tv_nsec = UTIME_OMIT },
+	};
+
+	if (time(NULL) - st->st_atime < TOUCH_INTERVAL_SECONDS)
+		return;
+	(void)futimens(fd, times);
 }
 
 int im_chunk_store_get(struct im_chunk_store *s, const struct im_digest *digest,
@@ -326,6 +355,8 @@ int im_chunk_store_get(struct im_chunk_store *s, const struct im_digest *digest,
 		remove_damaged(s, digest, name, &st, "payload XXH3 mismatch");
 		return -ENOENT;
 	}
+
+	touch(fd, &st);
 	return 0;
 }
 
@@ -400,9 +431,16 @@ static int store_chunk(struct im_chunk_store *s, const struct im_digest *digest,
 	if (r == 0 && renameat(s->tmp_fd, tmp_name, s->chunks_fd, name) < 0)
 		r = -errno;
 
-	if (r < 0)
+	if (r < 0) {
 		unlinkat(s->tmp_fd, tmp_name, 0);
-	return r;
+		return r;
+	}
+
+	/* An estimate of the disk usage (whole 4 KiB blocks); the limit's
+	 * periodic scans replace it with the real st_blocks sum. */
+	if (s->limit)
+		im_cache_limit_account(s->limit, (CHUNK_HEADER_SIZE + len + 4095) & ~(uint64_t)4095);
+	return 0;
 }
 
 static void warn_write_failure(struct im_chunk_store *s,
@@ -434,6 +472,66 @@ int im_chunk_store_put(struct im_chunk_store *s, const struct im_digest *digest,
 		warn_write_failure(s, digest, r);
 	}
 	return r;
+}
+
+int im_chunk_store_set_limit(struct im_chunk_store *s, uint64_t max_bytes)
+{
+	if (s->limit)
+		return -EALREADY;
+	return im_cache_limit_new(s->dir, max_bytes, &s->limit);
+}
+
+int im_chunk_file_verify(int fd, const struct im_digest *digest, const char **reason)
+{
+	uint8_t header[CHUNK_HEADER_SIZE];
+	_cleanup_free_ uint8_t *payload = NULL;
+	struct im_digest actual;
+	uint64_t xxh3, length;
+	struct stat st;
+	int r;
+
+	*reason = NULL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size < CHUNK_HEADER_SIZE) {
+		*reason = "file shorter than its header";
+		return -EBADMSG;
+	}
+	r = im_pread_full(fd, header, sizeof(header), 0);
+	if (r < 0)
+		return r;
+
+	memcpy(&length, header + 16, 8);
+	length = le64toh(length);
+	if (length > IM_CHUNK_MAX_LENGTH) {
+		*reason = "payload length out of range";
+		return -EBADMSG;
+	}
+	r = check_header(header, &st, length, reason, &xxh3);
+	if (r < 0)
+		return -EBADMSG;
+
+	payload = malloc(length ? length : 1);
+	if (!payload)
+		return -ENOMEM;
+	r = im_pread_full(fd, payload, length, CHUNK_HEADER_SIZE);
+	if (r == -EIO) {
+		*reason = "file shorter than its payload length";
+		return -EBADMSG;
+	}
+	if (r < 0)
+		return r;
+
+	if (XXH3_64bits(payload, length) != xxh3) {
+		*reason = "payload XXH3 mismatch";
+		return -EBADMSG;
+	}
+	im_sha256(payload, length, &actual);
+	if (!im_digest_equal(&actual, digest)) {
+		*reason = "payload SHA-256 does not match the file name";
+		return -EBADMSG;
+	}
+	return 0;
 }
 
 void im_chunk_store_index_path(const struct im_chunk_store *s,

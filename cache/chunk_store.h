@@ -12,13 +12,18 @@
  *   chunks/AB/ABCDEF...   one file per chunk (AB = first two hex digits)
  *   index/HEX.idx         compiled layer indexes, keyed by TOC digest
  *   tmp/                  files being written
+ *   locks/ABCDEF...       per-chunk fetch locks (chunk_lock.c)
+ *   pins/                 indexes in use by running daemons (cache_pins.h)
+ *   lock                  flock(2) held by the one process deleting files
  *
  * Thread safety: all functions may be called concurrently.
  */
 #ifndef IM_CHUNK_STORE_H
 #define IM_CHUNK_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/digest.h"
 
@@ -49,5 +54,31 @@ void im_chunk_store_index_path(const struct im_chunk_store *s,
 			       const struct im_digest *toc_digest, char *out);
 
 const char *im_chunk_store_dir(const struct im_chunk_store *s);
+
+/*
+ * Keep the cache at most max_bytes on disk by evicting least recently used
+ * files from then on (cache/cache_limit.h). Call once, before the first
+ * im_chunk_store_put(). Return: 0 or -errno.
+ */
+int im_chunk_store_set_limit(struct im_chunk_store *s, uint64_t max_bytes);
+
+/*
+ * Take the cross-process fetch lock of one chunk (flock(2) on
+ * locks/<hex>), so that daemons sharing the cache fetch a chunk once. With
+ * wait false, return -EWOULDBLOCK when another process holds it.
+ * Return: a lock fd for im_chunk_store_unlock_chunk(), or -errno.
+ */
+int im_chunk_store_lock_chunk(struct im_chunk_store *s, const struct im_digest *digest,
+			      bool wait);
+/* Release the lock. Call after the chunk was stored (or its fetch failed). */
+void im_chunk_store_unlock_chunk(struct im_chunk_store *s, const struct im_digest *digest,
+				 int lock_fd);
+
+/*
+ * Check the chunk file open at fd completely: header, XXH3 and the SHA-256
+ * of the payload against digest (for `cache verify`; reads use only the
+ * XXH3 check). Return: 0; -EBADMSG with *reason set; or -errno.
+ */
+int im_chunk_file_verify(int fd, const struct im_digest *digest, const char **reason);
 
 #endif

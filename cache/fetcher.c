@@ -1,21 +1,29 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The fetch scheduler. One im_fetcher_read() call goes through these steps:
- *   1. zero chunks are filled, and the chunk store is tried for the rest;
+ *   1. zero chunks are filled, and the memory cache (if set) and then the
+ *      chunk store are tried for the rest;
  *   2. each chunk still missing joins the single-flight table, which makes
  *      this call the chunk's owner or a waiter on another call's fetch;
- *   3. owned chunks whose compressed ranges are adjacent in the blob are
- *      fetched together, one range request per run of up to RUN_MAX_BYTES;
+ *   3. each owned chunk's cross-process lock is tried. A chunk that
+ *      another process is fetching is put off, and one that another
+ *      process has stored meanwhile is read from the store. Owned chunks
+ *      whose compressed ranges are adjacent in the blob are fetched
+ *      together, one range request per run of up to RUN_MAX_BYTES. Then
+ *      the put-off chunks are waited for one at a time and read from the
+ *      store, or fetched when the other process failed;
  *   4. each chunk is decompressed, checked against its SHA-256, stored, and
  *      published to its waiters;
  *   5. this call then waits for the chunks other calls own.
  * A call finishes its own flights before it waits on others', so two calls
- * that each own a chunk the other needs cannot deadlock.
+ * that each own a chunk the other needs cannot deadlock. It waits for a
+ * cross-process lock only while it holds no other, so two daemons cannot
+ * deadlock either.
  *
  * Counters: chunks_from_cache and chunks_from_network count the chunks this
  * call read from the store or fetched itself. A chunk served from another
  * call's fetch, or listed twice in one call and copied, is counted in
- * neither.
+ * neither, and a memory cache hit only in memory_cache_hits.
  */
 #include "cache/fetcher.h"
 
@@ -28,6 +36,7 @@
 
 #include "cache/chunk_decompress.h"
 #include "cache/flight.h"
+#include "cache/memory_cache.h"
 #include "common/log.h"
 #include "common/stats.h"
 #include "common/util.h"
@@ -50,6 +59,7 @@ struct im_fetcher {
 	struct im_chunk_store *store;
 	struct im_flight_table *flights;
 	struct im_dctx_pool *dctx_pool;
+	struct im_memory_cache *memory;           /* may be NULL */
 
 	pthread_mutex_t reported_lock;
 	struct im_digest reported[REPORTED_MAX];  /* protected by reported_lock */
@@ -63,6 +73,7 @@ enum slot_state {
 	SLOT_FETCH,      /* this call owns the chunk's flight */
 	SLOT_WAIT,       /* another call owns the chunk's flight */
 	SLOT_DUPLICATE,  /* same chunk as slot `source` of this call */
+	SLOT_DEFERRED,   /* owned, but another process is fetching it */
 };
 
 /* Per-chunk state of one im_fetcher_read() call. */
@@ -72,6 +83,7 @@ struct slot {
 	size_t buf_offset;    /* where the chunk's bytes go in buf */
 	struct im_flight *flight;
 	size_t source;
+	int lock_fd;          /* cross-process fetch lock, or -1 */
 };
 
 struct read_call {
@@ -107,6 +119,11 @@ int im_fetcher_new(struct im_chunk_store *store, struct im_fetcher **ret)
 fail:
 	im_fetcher_free(f);
 	return r;
+}
+
+void im_fetcher_set_memory_cache(struct im_fetcher *f, struct im_memory_cache *mc)
+{
+	f->memory = mc;
 }
 
 void im_fetcher_free(struct im_fetcher *f)
@@ -200,12 +217,28 @@ static bool read_from_store(struct read_call *call, size_t i)
 	if (im_chunk_store_get(call->fetcher->store, &c->sha256, out, c->length) < 0)
 		return false;
 
+	if (call->fetcher->memory)
+		im_memory_cache_put(call->fetcher->memory, &c->sha256, out, c->length);
 	im_stats_add(chunks_from_cache, 1);
 	im_stats_add(bytes_from_cache, c->length);
 	return true;
 }
 
-/* Step 1: zero chunks and store hits. */
+/* Try the memory cache for slot i. Return: true on a hit, counted. */
+static bool read_from_memory(struct read_call *call, size_t i)
+{
+	const struct im_chunk *c = &call->chunks[i];
+	uint8_t *out = call->buf + call->slots[i].buf_offset;
+
+	if (!call->fetcher->memory ||
+	    !im_memory_cache_get(call->fetcher->memory, &c->sha256, out, c->length))
+		return false;
+
+	im_stats_add(memory_cache_hits, 1);
+	return true;
+}
+
+/* Step 1: zero chunks, memory and store hits. */
 static void read_local(struct read_call *call)
 {
 	size_t offset = 0;
@@ -215,10 +248,13 @@ static void read_local(struct read_call *call)
 		struct slot *slot = &call->slots[i];
 
 		slot->buf_offset = offset;
+		slot->lock_fd = -1;
 		offset += c->length;
 
 		if (c->flags & IM_CHUNK_ZEROS) {
 			memset(call->buf + slot->buf_offset, 0, c->length);
+			slot->state = SLOT_DONE;
+		} else if (read_from_memory(call, i)) {
 			slot->state = SLOT_DONE;
 		} else if (read_from_store(call, i)) {
 			slot->state = SLOT_DONE;
@@ -331,6 +367,9 @@ static void log_run_failure(struct read_call *call, uint64_t offset,
 		     im_registry_host(call->blob->registry), call->blob->repository);
 }
 
+static void fetch_run(struct read_call *call, const size_t *idx, size_t count,
+		      uint64_t run_length);
+
 /* Record the outcome of an owned chunk and publish it to its waiters. The
  * chunk is stored first, so a call that joins later finds it there. */
 static void finish_owned(struct read_call *call, size_t i, int result)
@@ -343,13 +382,63 @@ static void finish_owned(struct read_call *call, size_t i, int result)
 		/* A failed put is counted and logged by the store; the
 		 * verified bytes are served anyway. */
 		im_chunk_store_put(call->fetcher->store, &c->sha256, out, c->length);
+		if (call->fetcher->memory)
+			im_memory_cache_put(call->fetcher->memory, &c->sha256, out, c->length);
 		im_stats_add(chunks_from_network, 1);
 		im_stats_add(bytes_from_network, c->length);
 	}
 
+	/* Stored first, then unlocked: a process waiting on the lock finds
+	 * the chunk in the store. */
+	im_chunk_store_unlock_chunk(call->fetcher->store, &c->sha256, slot->lock_fd);
+	slot->lock_fd = -1;
 	slot->state = SLOT_DONE;
 	slot->result = result < 0 ? -EIO : 0;
 	im_flight_finish(call->fetcher->flights, slot->flight, slot->result, out);
+}
+
+/*
+ * Take slot i's cross-process lock, waiting for it when wait is true.
+ * Return: true when the chunk is done (another process stored it), false
+ * when this call must fetch it; with wait false and the lock held
+ * elsewhere, the slot becomes SLOT_DEFERRED. A cache where lock files
+ * cannot be created (read-only, full) is fetched from without a lock.
+ */
+static bool lock_owned(struct read_call *call, size_t i, bool wait)
+{
+	const struct im_chunk *c = &call->chunks[i];
+	struct slot *slot = &call->slots[i];
+	int fd;
+
+	fd = im_chunk_store_lock_chunk(call->fetcher->store, &c->sha256, wait);
+	if (fd == -EWOULDBLOCK && !wait) {
+		slot->state = SLOT_DEFERRED;
+		return false;
+	}
+	slot->state = SLOT_FETCH;
+	if (fd < 0)
+		return false;
+	slot->lock_fd = fd;
+
+	if (!read_from_store(call, i))
+		return false;
+	im_chunk_store_unlock_chunk(call->fetcher->store, &c->sha256, fd);
+	slot->lock_fd = -1;
+	slot->state = SLOT_DONE;
+	im_flight_finish(call->fetcher->flights, slot->flight, 0, call->buf + slot->buf_offset);
+	return true;
+}
+
+/* Step 3, last part: chunks another process was fetching, one at a time. */
+static void fetch_deferred(struct read_call *call)
+{
+	for (size_t i = 0; i < call->n; i++) {
+		if (call->slots[i].state != SLOT_DEFERRED)
+			continue;
+		if (lock_owned(call, i, true))
+			continue;
+		fetch_run(call, &i, 1, call->chunks[i].blob_length);
+	}
 }
 
 /* Steps 3 and 4 for the owned slots idx[0..count), whose compressed ranges
@@ -410,6 +499,8 @@ static void fetch_owned(struct read_call *call)
 	for (size_t i = 0; i < call->n; i++) {
 		if (call->slots[i].state != SLOT_FETCH)
 			continue;
+		if (lock_owned(call, i, false) || call->slots[i].state == SLOT_DEFERRED)
+			continue;
 		/* Every owned flight must be finished, even on failure, or its
 		 * waiters would hang. */
 		if (idx)
@@ -432,6 +523,8 @@ static void fetch_owned(struct read_call *call)
 		}
 		fetch_run(call, idx + start, end - start, run_length);
 	}
+
+	fetch_deferred(call);
 }
 
 /* Copy chunks listed twice in this call from the slot that fetched them. */

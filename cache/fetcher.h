@@ -4,7 +4,9 @@
  * or coalesced range requests, and verifies every fetched chunk against its
  * SHA-256 before it is stored or returned.
  *
- * Concurrent requests for the same chunk share one fetch (single flight).
+ * Concurrent requests for the same chunk share one fetch (single flight),
+ * within the process through the flight table and across processes that
+ * share the cache through per-chunk file locks.
  * A chunk whose digest does not match is never stored; the read fails with
  * -EIO and both digests are logged.
  */
@@ -30,8 +32,14 @@ struct im_blob_ref {
 
 struct im_fetcher;
 
+struct im_memory_cache;
+
 int im_fetcher_new(struct im_chunk_store *store, struct im_fetcher **ret);
 void im_fetcher_free(struct im_fetcher *f);
+
+/* Consult mc before the store, and add every chunk read from the store or
+ * fetched to it. The fetcher borrows mc; call before the first read. */
+void im_fetcher_set_memory_cache(struct im_fetcher *f, struct im_memory_cache *mc);
 
 /*
  * Fill buf with the uncompressed bytes of chunks[0..n) of blob, back to

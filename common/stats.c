@@ -16,12 +16,14 @@ void im_stats_write_json(FILE *out)
 		",\"bytes_from_cache\":%" PRIu64 ",\"bytes_from_network\":%" PRIu64
 		",\"verify_failures\":%" PRIu64 ",\"cache_corrupt\":%" PRIu64
 		",\"cache_write_errors\":%" PRIu64 ",\"fuse_reads\":%" PRIu64
-		",\"fuse_read_errors\":%" PRIu64 "}\n",
+		",\"fuse_read_errors\":%" PRIu64 ",\"cache_evictions\":%" PRIu64
+		",\"cache_bytes\":%" PRIu64 ",\"memory_cache_hits\":%" PRIu64 "}\n",
 		LOAD(registry_requests), LOAD(registry_bytes),
 		LOAD(registry_retries), LOAD(token_requests),
 		LOAD(chunks_from_cache), LOAD(chunks_from_network),
 		LOAD(bytes_from_cache), LOAD(bytes_from_network),
 		LOAD(verify_failures), LOAD(cache_corrupt),
 		LOAD(cache_write_errors), LOAD(fuse_reads),
-		LOAD(fuse_read_errors));
+		LOAD(fuse_read_errors), LOAD(cache_evictions),
+		LOAD(cache_bytes), LOAD(memory_cache_hits));
 }

@@ -33,6 +33,7 @@
 #include "index/convert.h"
 #include "index/decompress.h"
 #include "index/toc.h"
+#include "registry/credentials.h"
 #include "registry/manifest.h"
 #include "registry/reference.h"
 #include "registry/registry.h"
@@ -46,6 +47,7 @@ struct convert_args {
 	const char *dest;
 	const char *insecure_hosts[MAX_INSECURE_HOSTS];
 	size_t n_insecure_hosts;
+	const char *auth_file;      /* --authfile, or NULL for the default files */
 	struct im_convert_options options;
 };
 
@@ -77,6 +79,9 @@ static void usage(FILE *out)
 		"  --chunk-size BYTES        uncompressed bytes per chunk, e.g. 256K\n"
 		"                            (default 256K, from 4K to 64M)\n"
 		"  --level N                 zstd compression level (default %d)\n"
+		"  --authfile FILE           registry credentials file (Docker config.json\n"
+		"                            format; default: the files that `mount --help`\n"
+		"                            lists), used for SOURCE and DEST\n"
 		"  -v, --debug               log every step\n"
 		"  -h, --help                show this help\n",
 		IM_CONVERT_DEFAULT_LEVEL);
@@ -89,6 +94,7 @@ static int parse_args(int argc, char **argv, struct convert_args *a)
 		{ "insecure-registry", required_argument, NULL, 'i' },
 		{ "chunk-size", required_argument, NULL, 'c' },
 		{ "level", required_argument, NULL, 'l' },
+		{ "authfile", required_argument, NULL, 'a' },
 		{ "debug", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -115,6 +121,9 @@ static int parse_args(int argc, char **argv, struct convert_args *a)
 				return -EINVAL;
 			}
 			a->insecure_hosts[a->n_insecure_hosts++] = optarg;
+			break;
+		case 'a':
+			a->auth_file = optarg;
 			break;
 		case 'c':
 			if (im_parse_size(optarg, &a->options.chunk_size) < 0) {
@@ -172,12 +181,22 @@ static bool host_is_insecure(const struct convert_args *a, const char *host)
 static int connect_registry(const struct convert_args *a, const char *host,
 			    struct im_registry **ret)
 {
+	struct im_credentials creds;
 	struct im_registry_options opts = {
 		.plain_http = host_is_insecure(a, host),
 		.tls_verify = true,
 	};
-	int r = im_registry_new(host, &opts, ret);
+	int r;
 
+	r = im_credentials_find(host, a->auth_file, &creds);
+	if (r < 0)
+		return r;
+	opts.username = creds.username;
+	opts.password = creds.password;
+	opts.identity_token = creds.identity_token;
+
+	r = im_registry_new(host, &opts, ret);
+	im_credentials_clear(&creds);
 	if (r < 0)
 		return im_log_errno(r, "connecting to registry \"%s\" failed", host);
 	return 0;

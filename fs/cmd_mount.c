@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "fs/daemon.h"
 #include "fs/image.h"
 #include "fs/image_options.h"
+#include "fs/mount_cache.h"
 #include "fs/paths.h"
 #include "index/tree.h"
 
@@ -38,6 +40,12 @@ struct mount_args {
 	bool debug;
 	bool allow_other;
 	unsigned max_threads;
+	uint64_t cache_size;        /* bytes; 0 for the default */
+	uint64_t memory_cache_size; /* bytes; 0 disables the memory cache */
+	const char *auth_file;
+	unsigned read_timeout;      /* seconds; 0 for the registry client's default */
+	const char *certs_dir;      /* NULL for /etc/containerd/certs.d */
+	const char *ca_file;
 };
 
 static void mount_usage(FILE *out)
@@ -56,6 +64,23 @@ static void mount_usage(FILE *out)
 		"      --insecure-registry HOST  reach HOST over plain HTTP (loopback always is)\n"
 		"      --platform OS/ARCH[/VARIANT]  platform to pick from an image index\n"
 		"                              (default: linux/%s)\n"
+		"      --authfile FILE         registry credentials file (Docker config.json\n"
+		"                              format; default: $REGISTRY_AUTH_FILE,\n"
+		"                              $XDG_RUNTIME_DIR/containers/auth.json, then\n"
+		"                              $DOCKER_CONFIG/config.json or ~/.docker/config.json)\n"
+		"      --read-timeout SECONDS  fail a read with EIO when the registry has not\n"
+		"                              delivered its data within SECONDS, retries\n"
+		"                              included (default: 30)\n"
+		"      --certs-dir DIR         containerd-style certs.d directory: DIR/HOST/\n"
+		"                              hosts.toml mirrors, ca.crt, client.cert and\n"
+		"                              client.key (default: /etc/containerd/certs.d)\n"
+		"      --ca-file FILE          PEM CA certificates to verify the registry with,\n"
+		"                              instead of the system's\n"
+		"      --cache-size BYTES      size limit of the cache directory, with K, M or G\n"
+		"                              suffixes (default: 10%% of its file system, at\n"
+		"                              most 20G); every mount of the directory enforces\n"
+		"                              its own limit, so the smallest one wins\n"
+		"      --memory-cache-size BYTES  chunks kept in memory (default: 64M; 0: none)\n"
 		"      --allow-other           let other users read the mount\n"
 		"      --threads N             maximum idle FUSE worker threads\n"
 		"  -h, --help                  show this help\n",
@@ -64,7 +89,10 @@ static void mount_usage(FILE *out)
 
 static int parse_mount_args(int argc, char **argv, struct mount_args *args)
 {
-	enum { OPT_CACHE_DIR = 256, OPT_INSECURE, OPT_PLATFORM, OPT_ALLOW_OTHER, OPT_THREADS };
+	enum {
+		OPT_CACHE_DIR = 256, OPT_INSECURE, OPT_PLATFORM, OPT_ALLOW_OTHER, OPT_THREADS,
+		OPT_AUTHFILE, OPT_READ_TIMEOUT, OPT_CERTS_DIR, OPT_CA_FILE, OPT_CACHE_SIZE, OPT_MEMORY_CACHE_SIZE,
+	};
 	static const struct option options[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
@@ -75,9 +103,15 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *args)
 		{ "platform", required_argument, NULL, OPT_PLATFORM },
 		{ "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
 		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "authfile", required_argument, NULL, OPT_AUTHFILE },
+		{ "read-timeout", required_argument, NULL, OPT_READ_TIMEOUT },
+		{ "certs-dir", required_argument, NULL, OPT_CERTS_DIR },
+		{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+		{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
+		{ "memory-cache-size", required_argument, NULL, OPT_MEMORY_CACHE_SIZE },
 		{}
 	};
-	uint64_t threads;
+	uint64_t threads, seconds;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "fdvh", options, NULL)) != -1) {
@@ -120,6 +154,37 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *args)
 			}
 			args->max_threads = (unsigned)threads;
 			break;
+		case OPT_AUTHFILE:
+			args->auth_file = optarg;
+			break;
+		case OPT_READ_TIMEOUT:
+			if (im_parse_u64(optarg, &seconds) < 0 || seconds == 0 || seconds > 3600) {
+				fprintf(stderr, "imgmount: invalid --read-timeout \"%s\": expected 1 to 3600 "
+					"seconds\n", optarg);
+				return -EINVAL;
+			}
+			args->read_timeout = (unsigned)seconds;
+			break;
+		case OPT_CERTS_DIR:
+			args->certs_dir = optarg;
+			break;
+		case OPT_CA_FILE:
+			args->ca_file = optarg;
+			break;
+		case OPT_CACHE_SIZE:
+			if (im_parse_size(optarg, &args->cache_size) < 0 || args->cache_size == 0) {
+				fprintf(stderr, "imgmount: invalid --cache-size \"%s\": expected a "
+					"positive size such as 2G or 500M\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_MEMORY_CACHE_SIZE:
+			if (im_parse_size(optarg, &args->memory_cache_size) < 0) {
+				fprintf(stderr, "imgmount: invalid --memory-cache-size \"%s\": expected "
+					"a size such as 64M, or 0 to disable it\n", optarg);
+				return -EINVAL;
+			}
+			break;
 		default:
 			return -EINVAL;
 		}
@@ -141,13 +206,19 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *args)
  */
 static int clear_stale_mount(const char *mountpoint)
 {
+	struct statfs sfs;
 	struct stat st;
 	pid_t pid;
 	int status;
 
-	if (stat(mountpoint, &st) == 0)
+	/* statfs(2), not stat(2): a dead FUSE mount still returns stat() results from
+	 * the kernel's attribute cache, but statfs() always asks the daemon. */
+	if (statfs(mountpoint, &sfs) == 0) {
+		if (stat(mountpoint, &st) < 0)
+			return -errno;
 		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-	if (errno != ENOTCONN)
+	}
+	if (errno != ENOTCONN && errno != ECONNABORTED)
 		return -errno;
 
 	im_warn("\"%s\" is a stale mount of a daemon that exited; detaching it", mountpoint);
@@ -173,9 +244,14 @@ static int run_mount(struct mount_args *args)
 		.n_insecure_hosts = args->n_insecure_hosts,
 		.os = "linux",
 		.arch = im_host_arch(),
+		.auth_file = args->auth_file,
+		.read_timeout_seconds = args->read_timeout,
+		.certs_dir = args->certs_dir,
+		.ca_file = args->ca_file,
 	};
 	struct im_mount_layer *layers = NULL;
 	struct im_fetcher *fetcher = NULL;
+	struct im_mount_cache mount_cache = { .pin_fd = -1 };
 	struct im_image *img = NULL;
 	struct im_tree *tree = NULL;
 	char cache_dir[PATH_MAX], mountpoint[PATH_MAX];
@@ -213,6 +289,11 @@ static int run_mount(struct mount_args *args)
 	if (r < 0)
 		goto out;
 
+	r = im_mount_cache_setup(img, fetcher, args->cache_size, args->memory_cache_size,
+				 &mount_cache);
+	if (r < 0)
+		goto out;
+
 	layers = calloc(img->n_layers ? img->n_layers : 1, sizeof(*layers));
 	if (!layers) {
 		r = -ENOMEM;
@@ -245,6 +326,7 @@ static int run_mount(struct mount_args *args)
 out:
 	free(layers);
 	im_fetcher_free(fetcher);
+	im_mount_cache_clear(&mount_cache);
 	im_tree_free(tree);
 	im_image_free(img);
 	return r;
@@ -252,7 +334,7 @@ out:
 
 int im_cmd_mount(int argc, char **argv)
 {
-	struct mount_args args = { 0 };
+	struct mount_args args = { .memory_cache_size = IM_DEFAULT_MEMORY_CACHE_BYTES };
 	int r;
 
 	r = parse_mount_args(argc, argv, &args);

@@ -16,6 +16,7 @@ int im_cmd_stat(int argc, char **argv);
 int im_cmd_cat(int argc, char **argv);
 int im_cmd_tree(int argc, char **argv);
 int im_cmd_inspect(int argc, char **argv);
+int im_cmd_cache(int argc, char **argv);
 
 /* Exit statuses shared by the commands. */
 enum {

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "index/toc.h"
+#include "registry/credentials.h"
 
 const char *im_host_arch(void)
 {
@@ -52,12 +53,26 @@ static bool host_is_insecure(const char *host, const struct im_image_options *op
 
 static int connect_registry(struct im_image *img, const struct im_image_options *opts)
 {
+	struct im_credentials creds;
 	struct im_registry_options ropts = {
 		.plain_http = host_is_insecure(img->ref.registry, opts),
 		.tls_verify = true,
+		.timeout_seconds = opts->read_timeout_seconds,
+		.certs_dir = opts->certs_dir ? opts->certs_dir : IM_DEFAULT_CERTS_DIR,
+		.ca_file = opts->ca_file,
 	};
+	int r;
 
-	return im_registry_new(img->ref.registry, &ropts, &img->registry);
+	r = im_credentials_find(img->ref.registry, opts->auth_file, &creds);
+	if (r < 0)
+		return r;
+	ropts.username = creds.username;
+	ropts.password = creds.password;
+	ropts.identity_token = creds.identity_token;
+
+	r = im_registry_new(img->ref.registry, &ropts, &img->registry);
+	im_credentials_clear(&creds);
+	return r;
 }
 
 /* Fetch the manifest named by reference (a tag or a digest string). */
@@ -140,6 +155,29 @@ static const char *annotation_either(const struct im_descriptor *d,
 
 /* Fetch the TOC with one range request, verify, decompress and compile it
  * into an index file at path. */
+/*
+ * A full or read-only cache must not fail the mount: keep the index in
+ * memory for this process instead. Return: 1 with img->indexes[i] set, or
+ * -errno.
+ */
+static int keep_index_in_memory(struct im_image *img, size_t i,
+				struct im_index_builder *builder, const char *path,
+				int error)
+{
+	size_t len;
+	int r;
+
+	r = im_index_builder_write_buffer(builder, &img->index_buffers[i], &len);
+	if (r < 0)
+		return r;
+	r = im_layer_index_open_buffer(img->index_buffers[i], len, &img->indexes[i]);
+	if (r < 0)
+		return r;
+	im_warn("cannot store compiled index \"%s\": %s; keeping it in memory, so the "
+		"next mount fetches the table of contents again", path, strerror(-error));
+	return 1;
+}
+
 static int compile_layer_index(struct im_image *img, size_t i,
 			       const struct im_toc_location *loc, const char *path)
 {
@@ -183,10 +221,12 @@ static int compile_layer_index(struct im_image *img, size_t i,
 	}
 
 	r = im_index_builder_write(builder, path);
+	if (r == -ENOSPC || r == -EDQUOT || r == -EROFS || r == -EACCES)
+		r = keep_index_in_memory(img, i, builder, path, r);
 	im_index_builder_free(builder);
 	if (r < 0)
 		return im_log_errno(r, "writing compiled index \"%s\" failed", path);
-	return 0;
+	return r;
 }
 
 /* Open a cached index only if it is intact and belongs to this TOC and blob. */
@@ -249,6 +289,8 @@ static int load_layer_index(struct im_image *img, size_t i,
 	r = compile_layer_index(img, i, &loc, path);
 	if (r < 0)
 		return r;
+	if (r == 1)
+		return 0;
 	return open_cached_index(path, &loc, desc->size, &img->indexes[i]);
 }
 
@@ -258,7 +300,8 @@ static int load_layers(struct im_image *img, const struct im_image_options *opts
 
 	img->indexes = calloc(n ? n : 1, sizeof(*img->indexes));
 	img->blobs = calloc(n ? n : 1, sizeof(*img->blobs));
-	if (!img->indexes || !img->blobs)
+	img->index_buffers = calloc(n ? n : 1, sizeof(*img->index_buffers));
+	if (!img->indexes || !img->blobs || !img->index_buffers)
 		return -ENOMEM;
 	img->n_layers = n;
 
@@ -325,6 +368,9 @@ void im_image_free(struct im_image *img)
 
 	for (size_t i = 0; i < img->n_layers; i++)
 		im_layer_index_free(img->indexes[i]);
+	for (size_t i = 0; i < img->n_layers && img->index_buffers; i++)
+		free(img->index_buffers[i]);
+	free(img->index_buffers);
 	free(img->indexes);
 	free(img->blobs);
 	im_manifest_clear(&img->manifest);

@@ -19,6 +19,9 @@
 #include "registry/reference.h"
 #include "registry/registry.h"
 
+/* containerd's default: hosts.toml mirrors and TLS files per registry. */
+#define IM_DEFAULT_CERTS_DIR "/etc/containerd/certs.d"
+
 struct im_image_options {
 	const char *cache_dir;          /* absolute path */
 	const char *const *insecure_hosts; /* registries reached over plain HTTP */
@@ -26,6 +29,10 @@ struct im_image_options {
 	const char *os;                 /* platform for image indexes */
 	const char *arch;
 	const char *variant;            /* may be NULL */
+	const char *auth_file;          /* --authfile, or NULL for the default files */
+	unsigned read_timeout_seconds;  /* deadline of one registry read; 0: default */
+	const char *certs_dir;          /* certs.d directory, NULL for IM_DEFAULT_CERTS_DIR */
+	const char *ca_file;            /* CA bundle for the registry, or NULL */
 	/* Leave indexes[i] NULL for a layer without a zstd:chunked TOC
 	 * instead of failing with -ENOTSUP (for `inspect`, which reports
 	 * such layers). */
@@ -42,6 +49,9 @@ struct im_image {
 	struct im_layer_index **indexes; /* one per layer, bottom first; NULL only
 					    with allow_unindexed_layers */
 	struct im_blob_ref *blobs;       /* one per layer */
+	void **index_buffers;            /* per layer: the bytes of an index kept in
+					    memory because the cache could not store
+					    it, or NULL */
 	size_t n_layers;
 };
 

@@ -42,6 +42,9 @@ int im_inspect_parse_option(struct im_inspect_args *args, int opt, char *arg)
 	case IM_INSPECT_OPT_STATS:
 		args->stats = true;
 		return 1;
+	case IM_INSPECT_OPT_AUTHFILE:
+		args->auth_file = arg;
+		return 1;
 	case 'v':
 		im_log_set_level(IM_LOG_DEBUG);
 		return 1;
@@ -62,6 +65,8 @@ void im_inspect_usage_common(FILE *out)
 		"                              may be repeated\n"
 		"      --platform OS/ARCH[/VARIANT]  platform to pick from an image index\n"
 		"                              (default: linux/%s)\n"
+		"      --authfile FILE         registry credentials file (Docker config.json\n"
+		"                              format; default: the files that `mount --help` lists)\n"
 		"      --stats                 print the fetch counters as JSON to stderr at exit\n"
 		"  -v, --verbose               log debug messages\n"
 		"  -h, --help                  show this help\n"
@@ -155,6 +160,7 @@ static int fill_image_options(const struct im_inspect_args *args, unsigned flags
 		.os = "linux",
 		.arch = im_host_arch(),
 		.allow_unindexed_layers = (flags & IM_INSPECT_ANY_LAYERS) != 0,
+		.auth_file = args->auth_file,
 	};
 
 	if (args->platform) {

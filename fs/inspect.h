@@ -36,6 +36,7 @@ struct im_inspect_args {
 	const char *insecure_hosts[IM_INSPECT_MAX_INSECURE_HOSTS];
 	size_t n_insecure_hosts;
 	char *platform;                 /* "os/arch[/variant]", NULL for the host's */
+	const char *auth_file;          /* --authfile, NULL for the default files */
 	bool json;
 	bool stats;
 };
@@ -48,6 +49,7 @@ enum {
 	IM_INSPECT_OPT_PLATFORM,
 	IM_INSPECT_OPT_JSON,
 	IM_INSPECT_OPT_STATS,
+	IM_INSPECT_OPT_AUTHFILE,
 	IM_INSPECT_OPT_FIRST_FREE,
 };
 
@@ -59,6 +61,7 @@ enum {
 	{ "platform", required_argument, NULL, IM_INSPECT_OPT_PLATFORM }, \
 	{ "json", no_argument, NULL, IM_INSPECT_OPT_JSON }, \
 	{ "stats", no_argument, NULL, IM_INSPECT_OPT_STATS }, \
+	{ "authfile", required_argument, NULL, IM_INSPECT_OPT_AUTHFILE }, \
 	{ "verbose", no_argument, NULL, 'v' }, \
 	{ "help", no_argument, NULL, 'h' }
 

@@ -24,6 +24,7 @@ static const struct command commands[] = {
 	{ "cat", im_cmd_cat, "write a file of IMAGE to stdout, verified chunk by chunk" },
 	{ "tree", im_cmd_tree, "draw the directory tree of IMAGE" },
 	{ "inspect", im_cmd_inspect, "print IMAGE's manifest, config and layers" },
+	{ "cache", im_cmd_cache, "measure, verify and trim the shared chunk cache" },
 };
 
 static void usage(FILE *out)

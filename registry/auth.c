@@ -11,7 +11,9 @@
  * burst of FUSE reads costs one token request. A token is renewed shortly
  * before it expires and when the registry rejects it. Once the registry has
  * named its realm, tokens for new scopes are fetched before the first
- * request instead of after a 401.
+ * request instead of after a 401. With an identity token from a Docker
+ * config file, tokens come from the OAuth2 refresh-token grant (a form
+ * POST to the realm) instead of the GET.
  */
 #include "registry/auth.h"
 
@@ -20,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <curl/curl.h>
 
 #include "common/log.h"
 #include "common/stats.h"
@@ -237,11 +241,59 @@ static int token_url(const char *realm, const char *service, const char *scope, 
 	return im_http_resolve_url(NULL, realm, query, ret);
 }
 
-/* GET a token for scope. Runs without the lock. */
+/* Append "&name=value" (no '&' when *form is empty), value URL-encoded. */
+static int append_form_field(char **form, const char *name, const char *value)
+{
+	char *escaped = curl_easy_escape(NULL, value, 0);
+	char *grown = NULL;
+	int n;
+
+	if (!escaped)
+		return -ENOMEM;
+	n = asprintf(&grown, "%s%s%s=%s", *form ? *form : "", *form ? "&" : "", name, escaped);
+	curl_free(escaped);
+	if (n < 0)
+		return -ENOMEM;
+	if (*form)
+		explicit_bzero(*form, strlen(*form));
+	free(*form);
+	*form = grown;
+	return 0;
+}
+
+/* The OAuth2 refresh-token grant of the Docker token protocol: the body of
+ * a POST to the realm that trades an identity token for an access token. */
+static int refresh_token_form(struct im_registry *r, const char *service, const char *scope,
+			      char **ret)
+{
+	char *form = NULL;
+	int rc;
+
+	rc = append_form_field(&form, "grant_type", "refresh_token");
+	if (rc == 0 && service && service[0])
+		rc = append_form_field(&form, "service", service);
+	if (rc == 0)
+		rc = append_form_field(&form, "scope", scope);
+	if (rc == 0)
+		rc = append_form_field(&form, "client_id", "imgmount");
+	if (rc == 0)
+		rc = append_form_field(&form, "refresh_token", r->identity_token);
+	if (rc < 0) {
+		free(form);
+		return rc;
+	}
+	*ret = form;
+	return 0;
+}
+
+/* Fetch a token for scope: GET with the realm's query, or POST with an
+ * identity token. Runs without the lock. */
 static int request_token(struct im_registry *r, const char *realm, const char *service,
 			 const char *scope, char **ret_header, int64_t *ret_seconds)
 {
 	_cleanup_free_ char *url = NULL;
+	char *form = NULL;
+	struct im_http_source form_source = { .fd = -1 };
 	struct im_http_buffer body = {
 		.max = TOKEN_RESPONSE_MAX_LENGTH,
 		.description = "token response",
@@ -255,16 +307,35 @@ static int request_token(struct im_registry *r, const char *realm, const char *s
 	struct im_http_response resp;
 	int rc;
 
-	rc = token_url(realm, service, scope, &url);
+	if (r->identity_token) {
+		rc = im_http_resolve_url(NULL, realm, NULL, &url);
+		if (rc == 0)
+			rc = refresh_token_form(r, service, scope, &form);
+	} else {
+		rc = token_url(realm, service, scope, &url);
+	}
+	if (rc == -ENOMEM)
+		return rc;
 	if (rc < 0) {
 		im_err("invalid token realm \"%.200s\" from registry \"%s\"", realm, r->host);
 		return -EACCES;
 	}
 	req.url = url;
+	if (form) {
+		form_source.buf = form;
+		form_source.size = strlen(form);
+		req.method = "POST";
+		req.content_type = "application/x-www-form-urlencoded";
+		req.source = &form_source;
+	}
 
 	im_stats_add(token_requests, 1);
 	rc = im_http_perform(r, &req, &resp);
 	im_http_response_clear(&resp);
+	if (form) {
+		explicit_bzero(form, strlen(form));
+		free(form);
+	}
 	if (rc == 0)
 		rc = parse_token_response(&body, ret_header, ret_seconds);
 	free(body.data);

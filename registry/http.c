@@ -3,7 +3,8 @@
  * HTTP exchanges with a registry on libcurl easy handles taken from a small
  * per-registry pool. Redirects are followed here, not by libcurl, so that
  * the bearer token, a header libcurl would forward to any host, goes only
- * to the registry's own origin. The body of a 2xx response streams into a
+ * to the registry's own origin. The target of a blob GET's redirect is
+ * reused until it fails (registry/redirects.h). The body of a 2xx response streams into a
  * sink. Other bodies are dropped once their registry error code is read.
  * Every request and body byte is counted in im_stats.
  */
@@ -25,8 +26,8 @@
 #include "common/stats.h"
 #include "common/util.h"
 #include "registry/auth.h"
+#include "registry/redirects.h"
 
-#define MAX_ATTEMPTS 4
 #define BACKOFF_FIRST_MS 250
 /* Retry-After values above this are capped to it. */
 #define RETRY_AFTER_MAX_SECONDS 10
@@ -52,6 +53,7 @@ struct transfer {
 	char error_body[ERROR_BODY_MAX_LENGTH];
 	size_t error_body_len;
 	char curl_error[CURL_ERROR_SIZE];
+	uint64_t deadline_ns;       /* im_now_ns() limit of the whole call; 0 for none */
 	char cause[320];            /* why the last attempt failed, for the log */
 	bool logged;                /* the failure was already logged */
 };
@@ -411,26 +413,42 @@ static int set_transport_options(struct im_registry *r, struct transfer *t)
 {
 	CURL *easy = t->easy;
 	long timeout = r->timeout_seconds;
+	long timeout_ms = timeout * 1000;
+
+	/* Every attempt gets what is left of the call's deadline. */
+	if (t->deadline_ns) {
+		uint64_t now = im_now_ns();
+
+		timeout_ms = now < t->deadline_ns ? (long)((t->deadline_ns - now) / 1000000u) : 0;
+		if (timeout_ms < 1)
+			timeout_ms = 1;
+	}
 
 	SETOPT(easy, CURLOPT_URL, t->url);
 	SETOPT(easy, CURLOPT_SHARE, r->share);
 	SETOPT(easy, CURLOPT_NOSIGNAL, 1L);
 	SETOPT(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* HTTP/2 when the server offers it in the TLS handshake (ALPN). */
+	SETOPT(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	SETOPT(easy, CURLOPT_USERAGENT, USER_AGENT);
 	SETOPT(easy, CURLOPT_ERRORBUFFER, t->curl_error);
-	SETOPT(easy, CURLOPT_CONNECTTIMEOUT, timeout < CONNECT_TIMEOUT_SECONDS ? timeout
-									  : CONNECT_TIMEOUT_SECONDS);
+	SETOPT(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < CONNECT_TIMEOUT_SECONDS * 1000
+							? timeout_ms : CONNECT_TIMEOUT_SECONDS * 1000);
 
 	/* A transfer that moves no byte for timeout seconds has stalled. */
 	SETOPT(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	SETOPT(easy, CURLOPT_LOW_SPEED_TIME, timeout);
 	if (!(t->req->flags & IM_HTTP_STREAMING))
-		SETOPT(easy, CURLOPT_TIMEOUT, timeout);
+		SETOPT(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
 
 	SETOPT(easy, CURLOPT_SSL_VERIFYPEER, r->tls_verify ? 1L : 0L);
 	SETOPT(easy, CURLOPT_SSL_VERIFYHOST, r->tls_verify ? 2L : 0L);
 	if (r->ca_file)
 		SETOPT(easy, CURLOPT_CAINFO, r->ca_file);
+	if (r->client_cert)
+		SETOPT(easy, CURLOPT_SSLCERT, r->client_cert);
+	if (r->client_key)
+		SETOPT(easy, CURLOPT_SSLKEY, r->client_key);
 
 	SETOPT(easy, CURLOPT_WRITEFUNCTION, write_body);
 	SETOPT(easy, CURLOPT_WRITEDATA, t);
@@ -447,9 +465,15 @@ static int set_method(struct transfer *t)
 		return 0;
 	}
 	if (strcmp(req->method, "POST") == 0) {
+		/* Only in-memory bodies (token forms) are posted; uploads use PUT. */
+		const struct im_http_source *src = req->source;
+		bool has_body = src && src->fd < 0 && src->buf;
+
+		if (src && !has_body)
+			return -EINVAL;
 		SETOPT(easy, CURLOPT_POST, 1L);
-		SETOPT(easy, CURLOPT_POSTFIELDS, "");
-		SETOPT(easy, CURLOPT_POSTFIELDSIZE, 0L);
+		SETOPT(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(has_body ? src->size : 0));
+		SETOPT(easy, CURLOPT_POSTFIELDS, has_body ? src->buf : "");
 		return 0;
 	}
 	if (strcmp(req->method, "PUT") == 0) {
@@ -697,7 +721,8 @@ static int credentials_for(struct im_registry *r, const struct im_http_request *
 	*ret = (struct im_auth_credentials){};
 
 	if (req->flags & IM_HTTP_TOKEN_REQUEST) {
-		ret->basic = r->username != NULL;
+		/* An OAuth2 refresh-token POST carries its secret in the body. */
+		ret->basic = r->username != NULL && !r->identity_token;
 		return 0;
 	}
 	if (!im_http_same_origin(r, url))
@@ -729,21 +754,94 @@ static int next_redirect(struct im_registry *r, struct transfer *t, unsigned *re
 	return 0;
 }
 
+/* State of one exchange's use of the redirect target cache (registry/redirects.h). */
+struct redirect_use {
+	bool cacheable;       /* a blob GET that may be redirected */
+	bool from_cache;      /* t->url is a cached target */
+	bool redirected;      /* the registry redirected this exchange */
+	bool renewing;        /* this thread renews the cached target */
+	uint64_t generation;  /* of the cached target sent */
+	unsigned switches;    /* cached targets given up in this exchange */
+};
+
+/* Start at the cached target of req->url, or at req->url itself. */
+static int first_url(struct im_registry *r, struct transfer *t, struct redirect_use *ru)
+{
+	const struct im_http_request *req = t->req;
+	char *target = NULL;
+
+	/* Whole-blob streams are left out: a renewal ends only with its body,
+	 * and they have no deadline to bound the wait of other readers. */
+	ru->cacheable = (req->flags & IM_HTTP_FOLLOW_REDIRECTS) &&
+			!(req->flags & IM_HTTP_STREAMING) && strcmp(req->method, "GET") == 0;
+	if (ru->cacheable)
+		target = im_redirects_lookup(r->redirects, req->url, t->deadline_ns, &ru->generation);
+
+	free(t->url);
+	ru->from_cache = target != NULL;
+	t->url = target ? target : strdup(req->url);
+	return t->url ? 0 : -ENOMEM;
+}
+
+/* Whether the send to a cached target failed in a way that a fresh
+ * redirect from the registry may fix: any error status (signed URLs
+ * return 403 once expired) or a transport error. */
+static bool cached_target_failed(const struct transfer *t, int rc)
+{
+	if (rc < 0)
+		return t->sink_error == 0 && t->source_error == 0;
+	return t->resp->status >= 400;
+}
+
+/*
+ * Give up the cached target: renew it through the registry, or take the
+ * target another thread renewed meanwhile. After two such switches in one
+ * exchange the registry is asked without the cache.
+ */
+static int leave_cached_target(struct im_registry *r, struct transfer *t, struct redirect_use *ru)
+{
+	const struct im_http_request *req = t->req;
+	char *target = NULL;
+
+	ru->from_cache = false;
+	if (++ru->switches <= 2) {
+		if (im_redirects_begin_renew(r->redirects, req->url, ru->generation))
+			ru->renewing = true;
+		else
+			target = im_redirects_lookup(r->redirects, req->url, t->deadline_ns,
+						     &ru->generation);
+	}
+	im_debug("blob redirect target failed (%s); %s", t->cause[0] ? t->cause : "error status",
+		 target ? "using the one another read renewed" : "asking the registry again");
+
+	free(t->url);
+	ru->from_cache = target != NULL;
+	t->url = target ? target : strdup(req->url);
+	if (!t->url)
+		return -ENOMEM;
+
+	/* A transport error may have left part of a body in the sink. */
+	if (req->sink && req->sink->reset && req->sink->reset(req->sink->opaque) < 0)
+		return -EIO;
+	return 0;
+}
+
 /*
  * Send one logical exchange: the request, at most one resend after a 401
  * challenge, and the redirects. Return: 0, or -errno with *ret_transient telling whether a
  * retry may help.
  */
-static int exchange(struct im_registry *r, struct transfer *t, bool *ret_transient)
+static int exchange_redirects(struct im_registry *r, struct transfer *t, bool *ret_transient,
+			      struct redirect_use *ru)
 {
 	const struct im_http_request *req = t->req;
 	unsigned redirects = 0;
 	bool challenged = false;
+	int first;
 
-	free(t->url);
-	t->url = strdup(req->url);
-	if (!t->url)
-		return -ENOMEM;
+	first = first_url(r, t, ru);
+	if (first < 0)
+		return first;
 
 	for (;;) {
 		struct im_auth_credentials creds;
@@ -760,6 +858,13 @@ static int exchange(struct im_registry *r, struct transfer *t, bool *ret_transie
 		rc = send_once(r, t, &creds, &code);
 		if (rc == 0)
 			rc = transfer_error(t, code, ret_transient);
+		if (ru->from_cache && cached_target_failed(t, rc)) {
+			im_auth_credentials_clear(&creds);
+			rc = leave_cached_target(r, t, ru);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		if (rc <= 0) {
 			im_auth_credentials_clear(&creds);
 			return rc;
@@ -792,10 +897,29 @@ static int exchange(struct im_registry *r, struct transfer *t, bool *ret_transie
 			rc = next_redirect(r, t, &redirects);
 			if (rc < 0)
 				return rc;
+			ru->redirected = true;
 			continue;
 		}
-		return status_error(t, status, ret_transient);
+
+		rc = status_error(t, status, ret_transient);
+		if (rc == 0 && ru->cacheable && ru->redirected) {
+			im_redirects_store(r->redirects, req->url, t->url);
+			ru->renewing = false;
+		}
+		return rc;
 	}
+}
+
+static int exchange(struct im_registry *r, struct transfer *t, bool *ret_transient)
+{
+	struct redirect_use ru = {};
+	int rc;
+
+	rc = exchange_redirects(r, t, ret_transient, &ru);
+	/* A renewal that ended without a target lets the waiting reads go on. */
+	if (ru.renewing)
+		im_redirects_abandon(r->redirects, t->req->url);
+	return rc;
 }
 
 static void sleep_ms(unsigned ms)
@@ -841,8 +965,10 @@ int im_http_perform(struct im_registry *r, const struct im_http_request *req,
 		free(t);
 		return -ENOMEM;
 	}
+	if (!(req->flags & IM_HTTP_STREAMING))
+		t->deadline_ns = im_now_ns() + (uint64_t)r->timeout_seconds * 1000000000u;
 
-	for (attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+	for (attempt = 1; attempt <= (int)r->max_attempts; attempt++) {
 		bool transient = false;
 		unsigned wait_ms;
 
@@ -855,12 +981,18 @@ int im_http_perform(struct im_registry *r, const struct im_http_request *req,
 
 		rc = exchange(r, t, &transient);
 		attempts = attempt;
-		if (rc == 0 || !transient || attempt == MAX_ATTEMPTS)
+		if (rc == 0 || !transient || attempt == (int)r->max_attempts)
 			break;
 
 		wait_ms = BACKOFF_FIRST_MS << (attempt - 1);
 		if (resp->retry_after * 1000u > wait_ms)
 			wait_ms = resp->retry_after * 1000u;
+		if (t->deadline_ns && im_now_ns() + (uint64_t)wait_ms * 1000000u >= t->deadline_ns) {
+			/* A retry could not finish in time: fail now rather than late. */
+			snprintf(t->cause + strlen(t->cause), sizeof(t->cause) - strlen(t->cause),
+				 "; no time left for a retry within %ld s", r->timeout_seconds);
+			break;
+		}
 		im_http_url_for_log(t->url, shown, sizeof(shown));
 		im_warn("registry request %s %s failed (%s); retrying in %u ms",
 			req->method, shown, t->cause, wait_ms);

@@ -14,6 +14,10 @@
 
 #include "registry/registry_i.h"
 
+/* Sends of one request at most, the first included, unless the registry
+ * sets fewer (mirrors send once: the registry itself is their fallback). */
+#define IM_HTTP_MAX_ATTEMPTS 4
+
 enum {
 	/* Follow 301/302/303/307/308 (blob GET and HEAD, which may be sent
 	 * to storage); credentials go only to the registry's own origin. */

@@ -17,7 +17,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "registry/auth.h"
+#include "registry/hosts.h"
 #include "registry/http.h"
+#include "registry/redirects.h"
 #include "registry/json.h"
 #include "registry/manifest.h"
 #include "registry/registry_i.h"
@@ -107,23 +109,22 @@ static int copy_options(struct im_registry *r, const struct im_registry_options 
 	r->tls_verify = opts->tls_verify;
 	r->timeout_seconds = opts->timeout_seconds ? (long)opts->timeout_seconds
 						   : DEFAULT_TIMEOUT_SECONDS;
+	r->max_attempts = IM_HTTP_MAX_ATTEMPTS;
 	r->ca_file = dup_or_null(opts->ca_file, &failed);
+	r->client_cert = dup_or_null(opts->client_cert, &failed);
+	r->client_key = dup_or_null(opts->client_key, &failed);
 	r->username = dup_or_null(opts->username, &failed);
 	r->password = dup_or_null(opts->password, &failed);
+	r->identity_token = dup_or_null(opts->identity_token, &failed);
 	return failed ? -ENOMEM : 0;
 }
 
-int im_registry_new(const char *host, const struct im_registry_options *opts,
-		    struct im_registry **ret)
+int im_registry_new_endpoint(const char *host, const char *url, bool override_path,
+			     const struct im_registry_options *opts, struct im_registry **ret)
 {
 	struct im_registry *r;
-	const char *api_host;
+	size_t len;
 	int rc;
-
-	if (!host || !opts || !ret || !host_is_valid(host)) {
-		im_err("invalid registry host \"%.100s\"", host ? host : "(null)");
-		return -EINVAL;
-	}
 
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_result != CURLE_OK) {
@@ -141,25 +142,34 @@ int im_registry_new(const char *host, const struct im_registry_options *opts,
 	rc = copy_options(r, opts);
 	if (rc < 0)
 		goto fail;
+	r->plain_http = strncmp(url, "http://", 7) == 0;
 
 	r->host = strdup(host);
-	api_host = strcmp(host, DOCKER_HUB) == 0 ? DOCKER_HUB_API : host;
-	if (!r->host ||
-	    asprintf(&r->base_url, "%s://%s", r->plain_http ? "http" : "https", api_host) < 0) {
-		r->base_url = NULL;
+	r->base_url = strdup(url);
+	if (!r->host || !r->base_url) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	len = strlen(r->base_url);
+	while (len > 0 && r->base_url[len - 1] == '/')
+		r->base_url[--len] = '\0';
+	if (asprintf(&r->api_url, "%s%s", r->base_url, override_path ? "" : "/v2") < 0) {
+		r->api_url = NULL;
 		rc = -ENOMEM;
 		goto fail;
 	}
 
 	rc = im_http_origin(r->base_url, &r->origin);
 	if (rc < 0) {
-		im_err("invalid registry host \"%.100s\"", host);
+		im_err("invalid registry URL \"%.200s\" for \"%.100s\"", url, host);
 		goto fail;
 	}
 
 	rc = setup_share(r);
 	if (rc == 0)
 		rc = im_auth_new(&r->auth);
+	if (rc == 0)
+		rc = im_redirects_new(&r->redirects);
 	if (rc < 0)
 		goto fail;
 
@@ -171,16 +181,76 @@ fail:
 	return rc;
 }
 
+/* The registry's own URL: hosts.toml "server", else from the host name. */
+static int origin_url(const char *host, const struct im_registry_options *opts,
+		      const struct im_hosts *hosts, char **ret)
+{
+	const char *api_host = strcmp(host, DOCKER_HUB) == 0 ? DOCKER_HUB_API : host;
+
+	if (hosts->server) {
+		*ret = strdup(hosts->server);
+		return *ret ? 0 : -ENOMEM;
+	}
+	if (asprintf(ret, "%s://%s", opts->plain_http ? "http" : "https", api_host) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int im_registry_new(const char *host, const struct im_registry_options *opts,
+		    struct im_registry **ret)
+{
+	struct im_registry_options with_certs;
+	struct im_hosts hosts = {};
+	_cleanup_free_ char *url = NULL;
+	struct im_registry *r = NULL;
+	int rc;
+
+	if (!host || !opts || !ret || !host_is_valid(host)) {
+		im_err("invalid registry host \"%.100s\"", host ? host : "(null)");
+		return -EINVAL;
+	}
+
+	if (opts->certs_dir) {
+		rc = im_hosts_load(opts->certs_dir, host, &hosts);
+		if (rc < 0)
+			return rc;
+	}
+
+	/* Files given as options win over the certs.d directory's. */
+	with_certs = *opts;
+	if (!with_certs.ca_file)
+		with_certs.ca_file = hosts.ca_file;
+	if (!with_certs.client_cert) {
+		with_certs.client_cert = hosts.client_cert;
+		with_certs.client_key = hosts.client_key;
+	}
+
+	rc = origin_url(host, opts, &hosts, &url);
+	if (rc == 0)
+		rc = im_registry_new_endpoint(host, url, false, &with_certs, &r);
+	if (rc == 0)
+		rc = im_mirrors_setup(r, &hosts, opts);
+	im_hosts_free(&hosts);
+	if (rc < 0) {
+		im_registry_free(r);
+		return rc;
+	}
+	*ret = r;
+	return 0;
+}
+
 void im_registry_free(struct im_registry *r)
 {
 	if (!r)
 		return;
 
+	im_mirrors_free(r);
 	for (size_t i = 0; i < r->n_pool; i++)
 		curl_easy_cleanup(r->pool[i]);
 	if (r->share)
 		curl_share_cleanup(r->share);
 	im_auth_free(r->auth);
+	im_redirects_free(r->redirects);
 
 	for (size_t i = 0; i < IM_ARRAY_SIZE(r->share_locks); i++)
 		pthread_mutex_destroy(&r->share_locks[i]);
@@ -188,12 +258,18 @@ void im_registry_free(struct im_registry *r)
 
 	free(r->host);
 	free(r->base_url);
+	free(r->api_url);
 	free(r->origin);
 	free(r->ca_file);
+	free(r->client_cert);
+	free(r->client_key);
 	free(r->username);
 	if (r->password)
 		explicit_bzero(r->password, strlen(r->password));
 	free(r->password);
+	if (r->identity_token)
+		explicit_bzero(r->identity_token, strlen(r->identity_token));
+	free(r->identity_token);
 	free(r);
 }
 
@@ -247,7 +323,7 @@ int im_registry_url(struct im_registry *r, const char *repo, const char *kind,
 		im_err("invalid repository name \"%.100s\"", repo ? repo : "(null)");
 		return -EINVAL;
 	}
-	if (asprintf(ret, "%s/v2/%s/%s/%s", r->base_url, repo, kind, name) < 0)
+	if (asprintf(ret, "%s/%s/%s/%s", r->api_url, repo, kind, name) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -306,10 +382,10 @@ static int check_manifest_digest(const char *repo, const char *reference,
 	return -EBADMSG;
 }
 
-int im_registry_get_manifest(struct im_registry *r, const char *repo,
-			     const char *reference, uint8_t **ret_body,
-			     size_t *ret_len, char **ret_media_type,
-			     struct im_digest *ret_digest)
+static int get_manifest_at(struct im_registry *r, const char *repo,
+			   const char *reference, uint8_t **ret_body,
+			   size_t *ret_len, char **ret_media_type,
+			   struct im_digest *ret_digest)
 {
 	_cleanup_free_ char *url = NULL;
 	_cleanup_free_ char *scope = NULL;
@@ -363,6 +439,30 @@ out:
 	im_http_response_clear(&resp);
 	free(body.data);
 	return rc;
+}
+
+int im_registry_get_manifest(struct im_registry *r, const char *repo,
+			     const char *reference, uint8_t **ret_body,
+			     size_t *ret_len, char **ret_media_type,
+			     struct im_digest *ret_digest)
+{
+	struct im_digest by_digest;
+	unsigned capability;
+	struct im_registry *mirror;
+	size_t i = 0;
+	int rc;
+
+	/* A manifest by digest is content like a blob; a tag needs "resolve". */
+	capability = reference && im_digest_parse(reference, &by_digest) == 0 ? IM_HOST_PULL
+									       : IM_HOST_RESOLVE;
+	while ((mirror = im_mirror_next(r, &i, capability))) {
+		rc = get_manifest_at(mirror, repo, reference, ret_body, ret_len, ret_media_type,
+				     ret_digest);
+		im_mirror_report(r, i - 1, rc);
+		if (rc == 0)
+			return 0;
+	}
+	return get_manifest_at(r, repo, reference, ret_body, ret_len, ret_media_type, ret_digest);
 }
 
 /* State of a range read, filled by range_data(). */
@@ -457,9 +557,9 @@ static int range_data(void *opaque, const struct im_http_response *resp,
 	return resp->status == 200 && rr->got == rr->len ? 1 : 0;
 }
 
-int im_registry_get_blob_range(struct im_registry *r, const char *repo,
-			       const struct im_digest *blob, uint64_t offset,
-			       uint64_t len, void *buf)
+static int get_blob_range_at(struct im_registry *r, const char *repo,
+			     const struct im_digest *blob, uint64_t offset,
+			     uint64_t len, void *buf)
 {
 	_cleanup_free_ char *url = NULL;
 	_cleanup_free_ char *scope = NULL;
@@ -506,6 +606,25 @@ int im_registry_get_blob_range(struct im_registry *r, const char *repo,
 		return -EIO;
 	}
 	return 0;
+}
+
+/* NOTE: bytes from a mirror are only as good as the caller's check: chunk
+ * reads are verified against the TOC's SHA-256 by the fetcher. */
+int im_registry_get_blob_range(struct im_registry *r, const char *repo,
+			       const struct im_digest *blob, uint64_t offset,
+			       uint64_t len, void *buf)
+{
+	struct im_registry *mirror;
+	size_t i = 0;
+	int rc;
+
+	while ((mirror = im_mirror_next(r, &i, IM_HOST_PULL))) {
+		rc = get_blob_range_at(mirror, repo, blob, offset, len, buf);
+		im_mirror_report(r, i - 1, rc);
+		if (rc == 0)
+			return 0;
+	}
+	return get_blob_range_at(r, repo, blob, offset, len, buf);
 }
 
 /* State of a whole-blob download, fed by stream_data(). */
@@ -559,6 +678,9 @@ static int verify_blob(const struct im_digest *expected, const struct im_digest 
 	return -EBADMSG;
 }
 
+/* NOTE: whole-blob downloads (conversion) skip the mirrors, because a
+ * stream that fails half way could not fall back without handing the sink
+ * some bytes twice. */
 int im_registry_get_blob(struct im_registry *r, const char *repo,
 			 const struct im_digest *blob, im_blob_sink_fn sink,
 			 void *opaque)
@@ -600,9 +722,9 @@ int im_registry_get_blob(struct im_registry *r, const char *repo,
 	return rc;
 }
 
-int im_registry_get_blob_buffer(struct im_registry *r, const char *repo,
-				const struct im_digest *blob, size_t max,
-				uint8_t **ret_body, size_t *ret_len)
+static int get_blob_buffer_at(struct im_registry *r, const char *repo,
+			      const struct im_digest *blob, size_t max,
+			      uint8_t **ret_body, size_t *ret_len)
 {
 	_cleanup_free_ char *url = NULL;
 	_cleanup_free_ char *scope = NULL;
@@ -644,6 +766,23 @@ int im_registry_get_blob_buffer(struct im_registry *r, const char *repo,
 	*ret_body = body.data ? body.data : malloc(1);
 	*ret_len = body.len;
 	return *ret_body ? 0 : -ENOMEM;
+}
+
+int im_registry_get_blob_buffer(struct im_registry *r, const char *repo,
+				const struct im_digest *blob, size_t max,
+				uint8_t **ret_body, size_t *ret_len)
+{
+	struct im_registry *mirror;
+	size_t i = 0;
+	int rc;
+
+	while ((mirror = im_mirror_next(r, &i, IM_HOST_PULL))) {
+		rc = get_blob_buffer_at(mirror, repo, blob, max, ret_body, ret_len);
+		im_mirror_report(r, i - 1, rc);
+		if (rc == 0)
+			return 0;
+	}
+	return get_blob_buffer_at(r, repo, blob, max, ret_body, ret_len);
 }
 
 int im_registry_blob_exists(struct im_registry *r, const char *repo,

@@ -6,7 +6,10 @@
  * at once on one struct im_registry; connections are reused across calls.
  * Auth: anonymous, bearer tokens from the WWW-Authenticate challenge
  * (cached per scope, renewed on expiry and on 401), and basic auth.
- * Plain HTTP is used only when the options allow it.
+ * Plain HTTP is used only when the options allow it, or for a mirror or
+ * server that certs.d/HOST/hosts.toml names with an http:// URL.
+ * Mirrors from hosts.toml are tried in file order before the registry for
+ * manifests and blob reads; one that fails is skipped for a back-off time.
  *
  * Every response is untrusted: sizes are capped before allocation, digests
  * are checked where the protocol gives one, and a range request answered
@@ -26,10 +29,21 @@
 struct im_registry_options {
 	bool plain_http;          /* use http:// instead of https:// */
 	bool tls_verify;          /* verify the server certificate (https) */
-	const char *ca_file;      /* extra CA bundle, or NULL */
+	const char *ca_file;      /* CA bundle used instead of the system's, or NULL */
+	const char *client_cert;  /* PEM client certificate for TLS, or NULL */
+	const char *client_key;   /* its PEM key, or NULL when client_cert has it */
+	/* containerd's certs.d directory (certs.d/HOST/hosts.toml mirrors, and
+	 * ca.crt, client.cert, client.key for fields left NULL above), or NULL */
+	const char *certs_dir;
 	const char *username;     /* basic credentials, or NULL */
 	const char *password;
-	unsigned timeout_seconds; /* per request; 0 means the default (30) */
+	/* OAuth2 refresh token ("identitytoken" of a Docker config file),
+	 * exchanged at the token realm with grant_type=refresh_token; or NULL */
+	const char *identity_token;
+	/* Deadline of one range read or small fetch, every retry included;
+	 * 0 means the default (30). Whole-blob streams only fail when no
+	 * byte arrives for this long. */
+	unsigned timeout_seconds;
 };
 
 struct im_registry;

@@ -18,16 +18,24 @@
 #define IM_REGISTRY_HANDLE_POOL 8
 
 struct im_auth;
+struct im_mirror;
+struct im_redirects;
 
 struct im_registry {
 	char *host;             /* as given to im_registry_new() */
 	char *base_url;         /* "https://HOST", no trailing slash */
+	char *api_url;          /* URL that "/REPO/blobs/..." is appended to: base_url
+				   plus "/v2", or a hosts.toml URL with override_path */
 	char *origin;           /* "scheme://host:port" of base_url, lowercase */
 	bool plain_http;
 	bool tls_verify;
 	char *ca_file;
+	char *client_cert;
+	char *client_key;
+	unsigned max_attempts;  /* sends per request, the first included */
 	char *username;         /* NULL when no credentials were given */
 	char *password;
+	char *identity_token;   /* NULL unless a Docker config file gave one */
 	long timeout_seconds;
 
 	/* Connections, DNS answers and TLS sessions shared by all handles. */
@@ -39,7 +47,34 @@ struct im_registry {
 	size_t n_pool;                       /* protected by pool_lock */
 
 	struct im_auth *auth;
+	struct im_redirects *redirects; /* blob redirect targets; has its own lock */
+
+	/* Mirrors tried before this registry; each is a registry of its own
+	 * without mirrors. Set up by im_registry_new(), then read-only. */
+	struct im_mirror *mirrors;
+	size_t n_mirrors;
 };
+
+/*
+ * Create a client for the registry API at url ("scheme://host[:port][/path]",
+ * the scheme deciding plain HTTP), labelled host in messages. "/v2" is
+ * appended to url unless override_path. opts->certs_dir is not read.
+ */
+int im_registry_new_endpoint(const char *host, const char *url, bool override_path,
+			     const struct im_registry_options *opts, struct im_registry **ret);
+
+/* Mirrors (registry/mirror.c). */
+struct im_hosts;
+int im_mirrors_setup(struct im_registry *r, const struct im_hosts *hosts,
+		     const struct im_registry_options *opts);
+void im_mirrors_free(struct im_registry *r);
+/*
+ * Return the next mirror from *index on that has capability (IM_HOST_*)
+ * and is not backing off, advancing *index past it; NULL when none is left.
+ * Report the result with im_mirror_report(r, *index - 1, rc).
+ */
+struct im_registry *im_mirror_next(struct im_registry *r, size_t *index, unsigned capability);
+void im_mirror_report(struct im_registry *r, size_t index, int rc);
 
 /*
  * Build BASE/v2/REPO/KIND/NAME (KIND is "manifests" or "blobs") after

@@ -18,6 +18,22 @@ token endpoint of the Docker token protocol itself:
     proxied, faults, redirects, storage_requests, auth_leaks.
   * POST /_revoke discards every token issued, so that clients holding one
     get 401 on their next request.
+  * POST /_faults with a JSON object sets faults for the blob GETs that
+    follow (keys left out keep their value; counts go down as faults fire):
+      {"status": 429, "status_count": N, "retry_after": 3 or null}
+          respond to the next N blob GETs with that status (and
+          Retry-After when not null) instead of forwarding them;
+      {"cut_count": N, "cut_after": BYTES, "cut_mode": "reset" or "fin"}
+          forward the next N blob GETs but close the connection after
+          BYTES of the body, with a TCP reset or an orderly FIN, so the
+          client receives fewer bytes than Content-Length announced;
+      {"stall": true}
+          hold every blob GET without a response until stall is false,
+          then close its connection.
+    Counters of these: status_faults, cuts, stalled.
+  * Every blob GET is counted in blob_gets. A Range header with more than
+    one range gets 416 and counts in multi_range_requests: imgmount only
+    sends single ranges.
 
 Options:
   --upstream URL        registry to forward to, e.g. http://127.0.0.1:5000 (required)
@@ -26,6 +42,10 @@ Options:
   --token-expiry SEC    lifetime of tokens, in seconds (default: 60)
   --user NAME           require basic credentials on /token ...
   --password TEXT       ... with this password
+  --identity-token TEXT also issue tokens for a form POST to /token with
+                        grant_type=refresh_token and this refresh_token (the
+                        OAuth2 grant that Docker config "identitytoken"
+                        entries use); a wrong refresh_token gets 401
   --no-auth             forward without asking for tokens (faults only)
   --fail-requests N     respond to the first N forwarded requests with 503 and
                         Retry-After: 1
@@ -38,6 +58,10 @@ Options:
                         forwards them without credentials; a request that
                         reaches it with an Authorization header counts as
                         an auth leak and gets 400
+  --storage-url-ttl SEC with --redirect-blobs, make redirect targets expire
+                        like signed storage URLs: each Location carries its
+                        expiry time, and the storage listener responds 403
+                        (counted in expired_urls) once it has passed
   --verbose             log each request on stderr
 
 When it is ready it prints the port it listens on, alone on one line of
@@ -52,7 +76,9 @@ import json
 import re
 import secrets
 import signal
+import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -74,7 +100,12 @@ class State:
         self.failures_left = args.fail_requests
         self.counters = {name: 0 for name in (
             "token_requests", "tokens_rejected", "proxied", "faults", "redirects",
-            "storage_requests", "auth_leaks")}
+            "storage_requests", "auth_leaks", "oauth_requests", "blob_gets",
+            "multi_range_requests", "status_faults", "cuts", "stalled", "expired_urls")}
+        self.faults = {"status": 0, "status_count": 0, "retry_after": None,
+                       "cut_count": 0, "cut_after": 0, "cut_mode": "reset",
+                       "stall": False}
+        self.stall_released = threading.Condition(self.lock)
         self.port = 0
         self.storage_port = 0
         self.scheme = "https" if args.tls_cert else "http"
@@ -82,6 +113,42 @@ class State:
     def count(self, name):
         with self.lock:
             self.counters[name] += 1
+
+    def set_faults(self, changes):
+        with self.lock:
+            for key, value in changes.items():
+                if key not in self.faults:
+                    raise ValueError(f"unknown fault {key!r}")
+                self.faults[key] = value
+            self.stall_released.notify_all()
+
+    def take_status_fault(self):
+        """Return (status, retry_after) for a blob GET to fail, or None."""
+        with self.lock:
+            if self.faults["status_count"] <= 0:
+                return None
+            self.faults["status_count"] -= 1
+            self.counters["status_faults"] += 1
+            return self.faults["status"], self.faults["retry_after"]
+
+    def take_cut(self):
+        """Return (bytes, mode) for a blob GET to cut short, or None."""
+        with self.lock:
+            if self.faults["cut_count"] <= 0:
+                return None
+            self.faults["cut_count"] -= 1
+            self.counters["cuts"] += 1
+            return self.faults["cut_after"], self.faults["cut_mode"]
+
+    def wait_while_stalled(self):
+        """Block while stall is set; return whether this request was held."""
+        with self.lock:
+            if not self.faults["stall"]:
+                return False
+            self.counters["stalled"] += 1
+            while self.faults["stall"]:
+                self.stall_released.wait()
+            return True
 
     def take_failure(self):
         with self.lock:
@@ -176,6 +243,14 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             with self.state.lock:
                 counters = dict(self.state.counters)
             self.send_json(200, counters)
+        elif path == "/_faults" and self.command == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                self.state.set_faults(json.loads(self.rfile.read(length) or b"{}"))
+            except ValueError as error:
+                self.send_json(400, {"error": str(error)})
+                return
+            self.send_json(200, self.state.faults)
         elif path == "/_revoke" and self.command == "POST":
             self.drain_body()
             with self.state.lock:
@@ -187,9 +262,30 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.drain_body()
             self.send_json(404, {"errors": [{"code": "NOT_FOUND"}]})
 
+    def serve_oauth_token(self):
+        """The OAuth2 refresh-token grant: a form POST to the realm."""
+        args = self.state.args
+        self.state.count("oauth_requests")
+        length = int(self.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode(errors="replace"))
+        if (form.get("grant_type", [""])[0] != "refresh_token"
+                or form.get("refresh_token", [""])[0] != args.identity_token
+                or args.identity_token is None):
+            self.send_json(401, {"error": "invalid_grant"})
+            return
+        if form.get("service", [""])[0] != args.service:
+            self.send_json(400, {"error": "invalid_request"})
+            return
+        token = self.state.issue(parse_scopes(form.get("scope", [])))
+        self.send_json(200, {"access_token": token, "expires_in": args.token_expiry,
+                             "scope": " ".join(form.get("scope", []))})
+
     def serve_token(self):
         args = self.state.args
         self.state.count("token_requests")
+        if self.command == "POST":
+            self.serve_oauth_token()
+            return
         if args.user is not None:
             expected = "Basic " + base64.b64encode(
                 ("%s:%s" % (args.user, args.password or "")).encode()).decode()
@@ -245,17 +341,46 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.send_json(503, {"errors": [{"code": "UNAVAILABLE"}]}, [("Retry-After", "1")])
             return
 
+        is_blob_get = (match and match.group(2) == "blobs" and self.command == "GET"
+                       and "/uploads/" not in path)
+        if is_blob_get and not args.redirect_blobs and not self.blob_faults():
+            return
+
         if (args.redirect_blobs and match and match.group(2) == "blobs"
                 and self.command in ("GET", "HEAD") and "/uploads/" not in path):
             self.state.count("redirects")
             self.send_response(307)
-            self.send_header("Location", "http://127.0.0.1:%d/storage%s" % (
-                self.state.storage_port, self.path))
+            expiry = ""
+            if args.storage_url_ttl:
+                expiry = "?expires=%.3f" % (time.time() + args.storage_url_ttl)
+            self.send_header("Location", "http://127.0.0.1:%d/storage%s%s" % (
+                self.state.storage_port, self.path, expiry))
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
 
         self.forward(self.path)
+
+    def blob_faults(self):
+        """Count a blob GET and apply the faults set; return whether to forward it."""
+        self.state.count("blob_gets")
+        if "," in self.headers.get("Range", ""):
+            self.state.count("multi_range_requests")
+            self.send_json(416, {"errors": [{"code": "RANGE_INVALID",
+                                             "message": "multiple ranges"}]})
+            return False
+        if self.state.wait_while_stalled():
+            self.close_connection = True
+            return False
+        fault = self.state.take_status_fault()
+        if fault:
+            status, retry_after = fault
+            extra = [("Retry-After", str(retry_after))] if retry_after is not None else []
+            self.send_json(status, {"errors": [{"code": "TOOMANYREQUESTS" if status == 429
+                                                else "UNAVAILABLE"}]}, extra)
+            return False
+        self.cut = self.state.take_cut()
+        return True
 
     def serve_storage(self):
         self.state.count("storage_requests")
@@ -268,7 +393,33 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         if not self.path.startswith("/storage/"):
             self.send_json(404, {"errors": [{"code": "NOT_FOUND"}]})
             return
-        self.forward(self.path[len("/storage"):])
+        target = urllib.parse.urlsplit(self.path[len("/storage"):])
+        expires = urllib.parse.parse_qs(target.query).get("expires")
+        if expires and time.time() > float(expires[0]):
+            self.state.count("expired_urls")
+            self.send_json(403, {"errors": [{"code": "DENIED", "message": "URL expired"}]})
+            return
+        if self.command == "GET" and not self.blob_faults():
+            return
+        self.forward(target.path)
+
+    def write_cut_body(self, response, limit, mode):
+        """Send at most limit body bytes, then drop the connection."""
+        sent = 0
+        while sent < limit:
+            chunk = response.read(min(COPY_CHUNK, limit - sent))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            sent += len(chunk)
+        self.wfile.flush()
+        if mode == "reset":
+            # SO_LINGER with a zero timeout makes close() send a RST.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+        else:
+            self.connection.shutdown(socket.SHUT_WR)
+        self.close_connection = True
 
     def forward(self, target):
         args = self.state.args
@@ -314,7 +465,11 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        if self.command != "HEAD":
+        cut = getattr(self, "cut", None)
+        self.cut = None
+        if cut and self.command == "GET":
+            self.write_cut_body(response, *cut)
+        elif self.command != "HEAD":
             while True:
                 chunk = response.read(COPY_CHUNK)
                 if not chunk:
@@ -339,10 +494,12 @@ def main():
     parser.add_argument("--token-expiry", type=int, default=60)
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--identity-token")
     parser.add_argument("--no-auth", action="store_true")
     parser.add_argument("--fail-requests", type=int, default=0)
     parser.add_argument("--ignore-range", action="store_true")
     parser.add_argument("--redirect-blobs", action="store_true")
+    parser.add_argument("--storage-url-ttl", type=float, default=0)
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     parser.add_argument("--verbose", action="store_true")

@@ -19,6 +19,7 @@ STATS_FIELDS = (
     "token_requests", "chunks_from_cache", "chunks_from_network",
     "bytes_from_cache", "bytes_from_network", "verify_failures",
     "cache_corrupt", "cache_write_errors", "fuse_reads", "fuse_read_errors",
+    "cache_evictions", "cache_bytes", "memory_cache_hits",
 )
 
 # A write-type call for each FUSE operation that must fail on the

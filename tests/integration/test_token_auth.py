@@ -69,9 +69,12 @@ class TokenAuthTest(IntegrationCase):
         reference_dump = self.dump(self.reference_rootfs(pushed.by_digest))
         repo_and_digest = converted.split("/", 1)[1]
 
+        # Storage URLs expire with the token, so that reads after the
+        # expiry go back to the registry instead of reusing a redirect.
         proxy = AuthProxy(self.registry.port,
                           "--token-expiry", str(TOKEN_SECONDS),
-                          "--redirect-blobs").start()
+                          "--redirect-blobs",
+                          "--storage-url-ttl", str(TOKEN_SECONDS)).start()
         self.addCleanup(proxy.stop)
 
         daemon = self.mount_image(f"{proxy.host}/{repo_and_digest}")
