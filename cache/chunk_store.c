@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -54,9 +55,6 @@
 #define CHUNK_FORMAT_VERSION 1u
 #define CHUNK_HEADER_SIZE 32
 
-/* A temporary file this old is left over from a crashed writer: no write
- * of one chunk takes that long. */
-#define STALE_TMP_SECONDS 3600
 
 /* Write failures (a full disk) are logged at most once per interval, and
  * every one is counted in im_stats.cache_write_errors. */
@@ -122,11 +120,28 @@ static int open_subdir(const char *dir, const char *name, mode_t mode)
 	return fd;
 }
 
+/*
+ * True when a file in tmp/ belongs to no live writer. A writer holds an
+ * exclusive flock(2) on its temporary file from creation until after the
+ * rename, and the kernel drops the lock when the writer exits or is killed,
+ * so a file nobody has locked is left over from a crash. A writer caught
+ * between its open and its flock loses its file: its rename then fails,
+ * the chunk is served anyway and counted as a write error.
+ */
+static bool tmp_file_abandoned(int tmp_fd, const char *name)
+{
+	_cleanup_close_ int fd = -1;
+
+	fd = openat(tmp_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	return flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
 /* Remove temporary files left behind by writers that crashed. Failures
  * only leave files behind, so they are not errors. */
 static void sweep_tmp(struct im_chunk_store *s)
 {
-	time_t now = time(NULL);
 	unsigned removed = 0;
 	struct dirent *de;
 	DIR *d;
@@ -148,7 +163,7 @@ static void sweep_tmp(struct im_chunk_store *s)
 			continue;
 		if (fstatat(s->tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (!S_ISREG(st.st_mode) || now - st.st_mtime < STALE_TMP_SECONDS)
+		if (!S_ISREG(st.st_mode) || !tmp_file_abandoned(s->tmp_fd, de->d_name))
 			continue;
 		if (unlinkat(s->tmp_fd, de->d_name, 0) == 0)
 			removed++;
@@ -374,8 +389,17 @@ static int create_tmp(struct im_chunk_store *s, char *name, size_t size)
 		fd = openat(s->tmp_fd, name,
 			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 			    s->file_mode);
-		if (fd >= 0)
+		if (fd >= 0) {
+			/* Marks the file as being written; see tmp_file_abandoned(). */
+			if (flock(fd, LOCK_EX) < 0) {
+				int r = -errno;
+
+				unlinkat(s->tmp_fd, name, 0);
+				close(fd);
+				return r;
+			}
 			return fd;
+		}
 		if (errno != EEXIST)
 			return -errno;
 	}
@@ -423,10 +447,10 @@ static int store_chunk(struct im_chunk_store *s, const struct im_digest *digest,
 	 * it, so durability would only cost latency on the read path.
 	 */
 	r = write_chunk_file(fd, buf, len);
-	if (r == 0 && close(im_steal_fd(&fd)) < 0)
-		r = -errno;
 
-	/* rename(2) replaces a file that a concurrent writer put there first,
+	/* The fd stays open, and so locked, until after the rename, so that a
+	 * sweep by another process never takes the file from under us.
+	 * rename(2) replaces a file that a concurrent writer put there first,
 	 * and that file contains the same bytes. */
 	if (r == 0 && renameat(s->tmp_fd, tmp_name, s->chunks_fd, name) < 0)
 		r = -errno;

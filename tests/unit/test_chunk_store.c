@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -290,33 +291,41 @@ static void set_age(const char *path, time_t seconds)
 	CHECK(utimensat(AT_FDCWD, path, times, 0) == 0);
 }
 
+/* A temporary file is stale when no writer holds its flock, whatever its
+ * age: a fresh unlocked file is swept and an old locked one is kept. */
 static void test_stale_tmp_swept(void)
 {
-	char dir[PATH_MAX], old_path[PATH_MAX], new_path[PATH_MAX];
+	char dir[PATH_MAX], stray_path[PATH_MAX], live_path[PATH_MAX];
 	struct im_chunk_store *s = NULL;
-	int fd;
+	int fd, live_fd;
 
 	make_test_dir("stale_tmp", dir);
 	CHECK_INT(im_chunk_store_open(dir, &s), 0);
 	im_chunk_store_free(s);
 	s = NULL;
 
-	snprintf(old_path, sizeof(old_path), "%s/tmp/chunk-old", dir);
-	snprintf(new_path, sizeof(new_path), "%s/tmp/chunk-new", dir);
-	fd = open(old_path, O_WRONLY | O_CREAT, 0644);
+	snprintf(stray_path, sizeof(stray_path), "%s/tmp/stray.tmp", dir);
+	snprintf(live_path, sizeof(live_path), "%s/tmp/chunk-live", dir);
+	fd = open(stray_path, O_WRONLY | O_CREAT, 0644);
 	CHECK(fd >= 0);
 	close(fd);
-	fd = open(new_path, O_WRONLY | O_CREAT, 0644);
-	CHECK(fd >= 0);
-	close(fd);
-	set_age(old_path, 2 * 3600);
-	set_age(new_path, 60);
+	live_fd = open(live_path, O_WRONLY | O_CREAT, 0644);
+	CHECK(live_fd >= 0);
+	CHECK(flock(live_fd, LOCK_EX) == 0);
+	set_age(live_path, 2 * 3600);
 
+	/* flock(2) locks belong to the open file description, so a second
+	 * open in this process does not get the lock either. */
 	CHECK_INT(im_chunk_store_open(dir, &s), 0);
-	CHECK(access(old_path, F_OK) < 0);
+	CHECK(access(stray_path, F_OK) < 0);
 	CHECK_INT(errno, ENOENT);
-	CHECK(access(new_path, F_OK) == 0);
+	CHECK(access(live_path, F_OK) == 0);
+	im_chunk_store_free(s);
+	s = NULL;
 
+	close(live_fd);
+	CHECK_INT(im_chunk_store_open(dir, &s), 0);
+	CHECK(access(live_path, F_OK) < 0);
 	im_chunk_store_free(s);
 }
 
