@@ -66,7 +66,7 @@ static void cat_usage(FILE *out)
 		"exit status is 4. Symlinks, PATH included, are followed inside the image\n"
 		"(at most 40).\n\n"
 		"options:\n");
-	im_inspect_usage_common(out);
+	im_inspect_usage_common(out, false);
 }
 
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */

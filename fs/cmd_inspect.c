@@ -38,7 +38,7 @@ static void inspect_usage(FILE *out)
 		"Fetches the manifest, the config (at most 4 MiB) and the tables of\n"
 		"contents, never file contents.\n\n"
 		"options:\n");
-	im_inspect_usage_common(out);
+	im_inspect_usage_common(out, true);
 }
 
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */

@@ -95,7 +95,7 @@ static void ls_usage(FILE *out)
 		"                              in table of contents order, whiteouts and\n"
 		"                              opaque markers included and marked; PATH\n"
 		"                              limits the listing to that directory\n");
-	im_inspect_usage_common(out);
+	im_inspect_usage_common(out, true);
 }
 
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */

@@ -48,7 +48,7 @@ static void stat_usage(FILE *out)
 		"followed inside the image.\n\n"
 		"options:\n"
 		"  -L, --dereference           follow PATH itself when it is a symlink\n");
-	im_inspect_usage_common(out);
+	im_inspect_usage_common(out, true);
 }
 
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */

@@ -60,7 +60,7 @@ static void tree_usage(FILE *out)
 		"options:\n"
 		"  -a                          include names that start with \".\"\n"
 		"  -L LEVEL                    descend at most LEVEL directories deep\n");
-	im_inspect_usage_common(out);
+	im_inspect_usage_common(out, true);
 }
 
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */

@@ -53,11 +53,13 @@ int im_inspect_parse_option(struct im_inspect_args *args, int opt, char *arg)
 	}
 }
 
-void im_inspect_usage_common(FILE *out)
+void im_inspect_usage_common(FILE *out, bool with_json)
 {
+	if (with_json)
+		fprintf(out,
+			"      --json                  print JSON instead of text (schema in\n"
+			"                              docs/inspect-json.md)\n");
 	fprintf(out,
-		"      --json                  print JSON instead of text (schema in\n"
-		"                              docs/inspect-json.md)\n"
 		"      --cache-dir DIR         cache directory for compiled indexes and chunks\n"
 		"                              (default: /var/cache/imgmount for root,\n"
 		"                              ~/.cache/imgmount for other users)\n"

@@ -72,8 +72,9 @@ enum {
  */
 int im_inspect_parse_option(struct im_inspect_args *args, int opt, char *arg);
 
-/* Print the help lines of the common options and the exit statuses. */
-void im_inspect_usage_common(FILE *out);
+/* Print the help lines of the common options (--json only when the command
+ * supports it) and the exit statuses. */
+void im_inspect_usage_common(FILE *out, bool with_json);
 
 /* An opened image and, when requested, its merged tree. */
 struct im_inspect {
