@@ -25,7 +25,9 @@
 #include "common/digest.h"
 #include "common/util.h"
 
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define MIN_CHUNK (64u << 10)
 #define MAX_CHUNK (1u << 20)

@@ -24,7 +24,9 @@
 #include "index/layer_index.h"
 #include "tests/unit/check.h"
 
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define CHUNK_LEN 8192
 

@@ -31,7 +31,9 @@
 #include "tests/unit/check.h"
 
 /* Paths here are short names under /tmp, built into PATH_MAX buffers. */
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define REPOSITORY "imgmount-test/fetcher"
 #define BIG_CHUNK_LENGTH (3u << 20)
@@ -549,6 +551,142 @@ struct reader {
 	int result;
 };
 
+/* Read ids[0..n) with the following chunks next[0..n_next) through
+ * im_fetcher_read_extended() and check the requested bytes. */
+static int read_extended(struct im_fetcher *fetcher, const enum chunk_id *ids, size_t n,
+			 const enum chunk_id *next, size_t n_next)
+{
+	struct im_chunk chunks[16];
+	uint8_t *buf;
+	size_t total, next_total;
+	int r;
+
+	select_chunks(ids, n, chunks, &total);
+	select_chunks(next, n_next, chunks + n, &next_total);
+	buf = malloc(total);
+	r = im_fetcher_read_extended(fetcher, &blob_ref, chunks, n, n_next, buf);
+	if (r == 0)
+		check_content(ids, n, buf);
+	free(buf);
+	return r;
+}
+
+static void test_extend_with_following(void)
+{
+	/* SKIPPABLE follows TWO_FRAMES in the blob, and TRAILING follows
+	 * SKIPPABLE: one request fetches all three. */
+	static const enum chunk_id ids[] = { CHUNK_TWO_FRAMES };
+	static const enum chunk_id next[] = { CHUNK_SKIPPABLE, CHUNK_TRAILING };
+	static const enum chunk_id later[] = { CHUNK_SKIPPABLE, CHUNK_TRAILING };
+	struct counters before = read_counters(), after;
+	struct env e;
+
+	env_open(&e, "extend_following");
+	CHECK_INT(read_extended(e.fetcher, ids, 1, next, 2), 0);
+	after = read_counters();
+	CHECK_INT(after.requests - before.requests, 1);
+	CHECK_INT(after.from_network - before.from_network, 3);
+	CHECK(chunk_file_exists(&e, &blob.chunks[CHUNK_SKIPPABLE].sha256));
+	CHECK(chunk_file_exists(&e, &blob.chunks[CHUNK_TRAILING].sha256));
+
+	before = after;
+	CHECK_INT(read_and_check(e.fetcher, later, 2), 0);
+	after = read_counters();
+	CHECK_INT(after.requests - before.requests, 0);
+	CHECK_INT(after.from_cache - before.from_cache, 2);
+	env_close(&e);
+}
+
+static void test_extend_stops_at_cached(void)
+{
+	static const enum chunk_id cached[] = { CHUNK_SKIPPABLE };
+	static const enum chunk_id ids[] = { CHUNK_TWO_FRAMES };
+	static const enum chunk_id next[] = { CHUNK_SKIPPABLE, CHUNK_TRAILING };
+	struct counters before, after;
+	struct env e;
+
+	env_open(&e, "extend_cached");
+	CHECK_INT(read_and_check(e.fetcher, cached, 1), 0);
+
+	before = read_counters();
+	CHECK_INT(read_extended(e.fetcher, ids, 1, next, 2), 0);
+	after = read_counters();
+	CHECK_INT(after.requests - before.requests, 1);
+	CHECK_INT(after.from_network - before.from_network, 1);
+	CHECK(!chunk_file_exists(&e, &blob.chunks[CHUNK_TRAILING].sha256));
+	env_close(&e);
+}
+
+static void test_extend_skips_cached_request(void)
+{
+	/* A read served from the store sends no request for its following
+	 * chunks. */
+	static const enum chunk_id ids[] = { CHUNK_TWO_FRAMES };
+	static const enum chunk_id next[] = { CHUNK_SKIPPABLE };
+	struct counters before, after;
+	struct env e;
+
+	env_open(&e, "extend_cached_request");
+	CHECK_INT(read_and_check(e.fetcher, ids, 1), 0);
+
+	before = read_counters();
+	CHECK_INT(read_extended(e.fetcher, ids, 1, next, 1), 0);
+	after = read_counters();
+	CHECK_INT(after.requests - before.requests, 0);
+	CHECK(!chunk_file_exists(&e, &blob.chunks[CHUNK_SKIPPABLE].sha256));
+	env_close(&e);
+}
+
+static void test_extend_bounded(void)
+{
+	/* BIG1 alone is 3 MiB compressed, past the 1 MiB extension bound, so
+	 * BIG2 is not added. */
+	static const enum chunk_id ids[] = { CHUNK_BIG1 };
+	static const enum chunk_id next[] = { CHUNK_BIG2 };
+	struct counters before = read_counters(), after;
+	struct env e;
+
+	env_open(&e, "extend_bounded");
+	CHECK_INT(read_extended(e.fetcher, ids, 1, next, 1), 0);
+	after = read_counters();
+	CHECK_INT(after.requests - before.requests, 1);
+	CHECK_INT(after.from_network - before.from_network, 1);
+	CHECK(!chunk_file_exists(&e, &blob.chunks[CHUNK_BIG2].sha256));
+	env_close(&e);
+}
+
+static void test_prefetch_in_background(void)
+{
+	static const enum chunk_id ids[] = { CHUNK_TWO_FRAMES, CHUNK_SKIPPABLE };
+	struct counters before = read_counters(), after;
+	struct im_chunk chunks[2];
+	size_t total;
+	struct env e;
+	int waited_ms = 0;
+
+	env_open(&e, "prefetch");
+	select_chunks(ids, 2, chunks, &total);
+	CHECK_INT(im_fetcher_prefetch(e.fetcher, &blob_ref, chunks, 2), 0);
+
+	/* The workers store the chunks; wait up to 10 s for both files. */
+	while (waited_ms < 10000 &&
+	       !(chunk_file_exists(&e, &chunks[0].sha256) &&
+		 chunk_file_exists(&e, &chunks[1].sha256))) {
+		usleep(10000);
+		waited_ms += 10;
+	}
+	CHECK(chunk_file_exists(&e, &chunks[0].sha256));
+	CHECK(chunk_file_exists(&e, &chunks[1].sha256));
+	after = read_counters();
+	CHECK_INT(after.requests - before.requests, 1);
+
+	before = after;
+	CHECK_INT(read_and_check(e.fetcher, ids, 2), 0);
+	after = read_counters();
+	CHECK_INT(after.requests - before.requests, 0);
+	env_close(&e);
+}
+
 static void *reader_main(void *arg)
 {
 	struct reader *rd = arg;
@@ -697,6 +835,11 @@ int main(int argc, char **argv)
 	RUN_TEST(test_missing_blob);
 	RUN_TEST(test_single_flight);
 	RUN_TEST(test_crossed_readers);
+	RUN_TEST(test_extend_with_following);
+	RUN_TEST(test_extend_stops_at_cached);
+	RUN_TEST(test_extend_skips_cached_request);
+	RUN_TEST(test_extend_bounded);
+	RUN_TEST(test_prefetch_in_background);
 
 	teardown();
 	return check_exit_status();
