@@ -15,6 +15,9 @@
  *   4. each chunk is decompressed, checked against its SHA-256, stored, and
  *      published to its waiters;
  *   5. this call then waits for the chunks other calls own.
+ * In step 3 the run that ends with the last requested chunk also takes the
+ * optional following chunks that claim_optional() gets without waiting.
+ * Background prefetch (prefetch_job) claims and fetches optional chunks only.
  * A call finishes its own flights before it waits on others', so two calls
  * that each own a chunk the other needs cannot deadlock. It waits for a
  * cross-process lock only while it holds no other, so two daemons cannot
@@ -37,6 +40,7 @@
 #include "cache/chunk_decompress.h"
 #include "cache/flight.h"
 #include "cache/memory_cache.h"
+#include "cache/prefetch_pool.h"
 #include "common/log.h"
 #include "common/stats.h"
 #include "common/util.h"
@@ -45,6 +49,22 @@
 /* Largest compressed bytes fetched in one range request. A single chunk
  * whose range is larger is fetched alone. */
 #define RUN_MAX_BYTES (8u << 20)
+
+/* Compressed bytes up to which a missing run that ends with a call's last
+ * requested chunk is extended with the file's following chunks. A cold
+ * start then pays about one round trip per MiB instead of one per chunk. */
+#define EXTEND_MAX_BYTES (1u << 20)
+
+/* Largest compressed bytes of one background range request, so that an
+ * on-demand read waiting on a prefetched chunk waits for a short fetch. */
+#define PREFETCH_RUN_MAX_BYTES (2u << 20)
+
+/* Largest uncompressed bytes of optional chunks in one call, which bounds
+ * its scratch buffer. A chunk past it is left to a later read. */
+#define OPTIONAL_MAX_BYTES (32u << 20)
+
+/* Prefetch worker threads. Each waits on the network most of the time. */
+#define PREFETCH_THREADS 2
 
 /* Largest compressed range accepted for one chunk: twice the largest chunk,
  * far above zstd's worst-case expansion, so that a bad index cannot make
@@ -60,6 +80,7 @@ struct im_fetcher {
 	struct im_flight_table *flights;
 	struct im_dctx_pool *dctx_pool;
 	struct im_memory_cache *memory;           /* may be NULL */
+	struct im_prefetch_pool *prefetch;
 
 	pthread_mutex_t reported_lock;
 	struct im_digest reported[REPORTED_MAX];  /* protected by reported_lock */
@@ -76,24 +97,34 @@ enum slot_state {
 	SLOT_DEFERRED,   /* owned, but another process is fetching it */
 };
 
-/* Per-chunk state of one im_fetcher_read() call. */
+/* Per-chunk state of one read or background prefetch. */
 struct slot {
 	enum slot_state state;
 	int result;           /* 0 or -EIO once SLOT_DONE */
-	size_t buf_offset;    /* where the chunk's bytes go in buf */
+	uint8_t *out;         /* where the chunk's bytes go */
 	struct im_flight *flight;
 	size_t source;
 	int lock_fd;          /* cross-process fetch lock, or -1 */
 };
 
+/*
+ * One im_fetcher_read() or background prefetch. chunks[0..n) are requested
+ * and land in buf. chunks[n..n + n_optional) are fetched only when they
+ * cost no extra round trip or wait, and land in the scratch buffer.
+ */
 struct read_call {
 	struct im_fetcher *fetcher;
 	const struct im_blob_ref *blob;
 	const struct im_chunk *chunks;
 	size_t n;
+	size_t n_optional;
 	uint8_t *buf;
+	uint8_t *scratch;
 	struct slot *slots;
 };
+
+static void prefetch_job(void *context, const struct im_blob_ref *blob,
+			 const struct im_chunk *chunks, size_t n);
 
 int im_fetcher_new(struct im_chunk_store *store, struct im_fetcher **ret)
 {
@@ -110,6 +141,9 @@ int im_fetcher_new(struct im_chunk_store *store, struct im_fetcher **ret)
 	if (r < 0)
 		goto fail;
 	r = im_dctx_pool_new(&f->dctx_pool);
+	if (r < 0)
+		goto fail;
+	r = im_prefetch_pool_new(PREFETCH_THREADS, prefetch_job, f, &f->prefetch);
 	if (r < 0)
 		goto fail;
 
@@ -130,6 +164,8 @@ void im_fetcher_free(struct im_fetcher *f)
 {
 	if (!f)
 		return;
+	/* First, because running jobs use everything else. */
+	im_prefetch_pool_free(f->prefetch);
 	im_flight_table_free(f->flights);
 	im_dctx_pool_free(f->dctx_pool);
 	pthread_mutex_destroy(&f->reported_lock);
@@ -212,7 +248,7 @@ static int check_chunks(const struct im_blob_ref *blob,
 static bool read_from_store(struct read_call *call, size_t i)
 {
 	const struct im_chunk *c = &call->chunks[i];
-	uint8_t *out = call->buf + call->slots[i].buf_offset;
+	uint8_t *out = call->slots[i].out;
 
 	if (im_chunk_store_get(call->fetcher->store, &c->sha256, out, c->length) < 0)
 		return false;
@@ -228,7 +264,7 @@ static bool read_from_store(struct read_call *call, size_t i)
 static bool read_from_memory(struct read_call *call, size_t i)
 {
 	const struct im_chunk *c = &call->chunks[i];
-	uint8_t *out = call->buf + call->slots[i].buf_offset;
+	uint8_t *out = call->slots[i].out;
 
 	if (!call->fetcher->memory ||
 	    !im_memory_cache_get(call->fetcher->memory, &c->sha256, out, c->length))
@@ -247,12 +283,12 @@ static void read_local(struct read_call *call)
 		const struct im_chunk *c = &call->chunks[i];
 		struct slot *slot = &call->slots[i];
 
-		slot->buf_offset = offset;
+		slot->out = call->buf + offset;
 		slot->lock_fd = -1;
 		offset += c->length;
 
 		if (c->flags & IM_CHUNK_ZEROS) {
-			memset(call->buf + slot->buf_offset, 0, c->length);
+			memset(slot->out, 0, c->length);
 			slot->state = SLOT_DONE;
 		} else if (read_from_memory(call, i)) {
 			slot->state = SLOT_DONE;
@@ -287,8 +323,7 @@ static void join_flights(struct read_call *call)
 			slot->state = SLOT_FETCH;
 			if (read_from_store(call, i)) {
 				slot->state = SLOT_DONE;
-				im_flight_finish(flights, slot->flight, 0,
-						 call->buf + slot->buf_offset);
+				im_flight_finish(flights, slot->flight, 0, slot->out);
 			}
 			break;
 		case IM_FLIGHT_WAITING:
@@ -376,7 +411,7 @@ static void finish_owned(struct read_call *call, size_t i, int result)
 {
 	const struct im_chunk *c = &call->chunks[i];
 	struct slot *slot = &call->slots[i];
-	uint8_t *out = call->buf + slot->buf_offset;
+	uint8_t *out = slot->out;
 
 	if (result == 0) {
 		/* A failed put is counted and logged by the store; the
@@ -425,7 +460,7 @@ static bool lock_owned(struct read_call *call, size_t i, bool wait)
 	im_chunk_store_unlock_chunk(call->fetcher->store, &c->sha256, fd);
 	slot->lock_fd = -1;
 	slot->state = SLOT_DONE;
-	im_flight_finish(call->fetcher->flights, slot->flight, 0, call->buf + slot->buf_offset);
+	im_flight_finish(call->fetcher->flights, slot->flight, 0, slot->out);
 	return true;
 }
 
@@ -463,7 +498,7 @@ static void fetch_run(struct read_call *call, const size_t *idx, size_t count,
 
 	for (size_t k = 0; k < count; k++) {
 		const struct im_chunk *c = &call->chunks[idx[k]];
-		uint8_t *out = call->buf + call->slots[idx[k]].buf_offset;
+		uint8_t *out = call->slots[idx[k]].out;
 		int chunk_r = r;
 
 		if (chunk_r == 0)
@@ -481,18 +516,81 @@ static bool ranges_adjacent(const struct im_chunk *a, const struct im_chunk *b)
 }
 
 /*
+ * Claim optional slot i without waiting: try its cross-process lock, then
+ * the store, then a new flight. The memory cache is not consulted. A chunk
+ * in it is normally in the store too, and fetching it again wastes bytes
+ * but serves nothing wrong.
+ * Return: true when this call owns the flight and must fetch the chunk.
+ */
+static bool claim_optional(struct read_call *call, size_t i)
+{
+	struct im_fetcher *f = call->fetcher;
+	const struct im_chunk *c = &call->chunks[i];
+	struct slot *slot = &call->slots[i];
+	int fd, role;
+
+	if (c->flags & IM_CHUNK_ZEROS)
+		return false;
+
+	/* As in lock_owned(), a cache without lock files is fetched from
+	 * unlocked. */
+	fd = im_chunk_store_lock_chunk(f->store, &c->sha256, false);
+	if (fd == -EWOULDBLOCK)
+		return false;
+	if (fd < 0)
+		fd = -1;
+
+	if (im_chunk_store_get(f->store, &c->sha256, slot->out, c->length) == 0) {
+		im_chunk_store_unlock_chunk(f->store, &c->sha256, fd);
+		return false;
+	}
+	role = im_flight_try_start(f->flights, &c->sha256, c->length, call, i,
+				   &slot->flight);
+	if (role != IM_FLIGHT_STARTED) {
+		im_chunk_store_unlock_chunk(f->store, &c->sha256, fd);
+		return false;
+	}
+
+	slot->lock_fd = fd;
+	slot->state = SLOT_FETCH;
+	return true;
+}
+
+/*
+ * Append to the run idx[0..*count) the optional chunks that follow it in
+ * the blob, while they are adjacent, missing and unclaimed, and the run
+ * stays within max_bytes. Stop at the first that is not.
+ */
+static void extend_run(struct read_call *call, size_t *idx, size_t *count,
+		       uint64_t *run_length, uint64_t max_bytes)
+{
+	size_t end = call->n + call->n_optional;
+
+	for (size_t i = call->n; i < end; i++) {
+		const struct im_chunk *prev = &call->chunks[idx[*count - 1]];
+		const struct im_chunk *next = &call->chunks[i];
+
+		if (!ranges_adjacent(prev, next) ||
+		    *run_length + next->blob_length > max_bytes)
+			break;
+		if (!claim_optional(call, i))
+			break;
+		idx[(*count)++] = i;
+		*run_length += next->blob_length;
+	}
+}
+
+/*
  * Step 3: group the owned slots, in file order, into runs of adjacent
- * compressed ranges, and fetch each run.
- * TODO: extend runs to at least about 1 MiB with neighbouring chunks of the
- * same file, grow a read-ahead window on sequential reads, and prefetch in
- * the background. Until then a run contains only the chunks this call misses.
+ * compressed ranges, and fetch each run. The run that ends with the last
+ * requested chunk is extended with optional chunks to EXTEND_MAX_BYTES.
  */
 static void fetch_owned(struct read_call *call)
 {
 	_cleanup_free_ size_t *idx = NULL;
 	size_t count = 0;
 
-	idx = calloc(call->n, sizeof(*idx));
+	idx = calloc(call->n + call->n_optional, sizeof(*idx));
 	if (!idx)
 		im_log_errno(-ENOMEM, "cannot schedule chunk fetches");
 
@@ -521,6 +619,10 @@ static void fetch_owned(struct read_call *call)
 				break;
 			run_length += next->blob_length;
 		}
+		if (end == count && idx[end - 1] == call->n - 1) {
+			extend_run(call, idx, &count, &run_length, EXTEND_MAX_BYTES);
+			end = count;
+		}
 		fetch_run(call, idx + start, end - start, run_length);
 	}
 
@@ -540,9 +642,7 @@ static void copy_duplicates(struct read_call *call)
 		slot->state = SLOT_DONE;
 		slot->result = source->result;
 		if (source->result == 0)
-			memcpy(call->buf + slot->buf_offset,
-			       call->buf + source->buf_offset,
-			       call->chunks[i].length);
+			memcpy(slot->out, source->out, call->chunks[i].length);
 	}
 }
 
@@ -556,8 +656,7 @@ static void wait_flights(struct read_call *call)
 		if (slot->state != SLOT_WAIT)
 			continue;
 
-		r = im_flight_wait(call->fetcher->flights, slot->flight,
-				   call->buf + slot->buf_offset);
+		r = im_flight_wait(call->fetcher->flights, slot->flight, slot->out);
 		/* The owner logged its failure. It may still have stored the
 		 * chunk (when it could not keep a copy for waiters), or another
 		 * process may have. */
@@ -569,11 +668,48 @@ static void wait_flights(struct read_call *call)
 	}
 }
 
-int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
-		    const struct im_chunk *chunks, size_t n, void *buf)
+/* Point the optional slots into call->scratch, back to back. */
+static void place_optional(struct read_call *call)
+{
+	size_t offset = 0;
+
+	for (size_t i = call->n; i < call->n + call->n_optional; i++) {
+		call->slots[i].out = call->scratch + offset;
+		call->slots[i].lock_fd = -1;
+		call->slots[i].state = SLOT_DONE;
+		offset += call->chunks[i].length;
+	}
+}
+
+/*
+ * Count the leading chunks of chunks[0..n) that are valid and fit in
+ * OPTIONAL_MAX_BYTES together, and store their uncompressed total in
+ * *ret_bytes. An invalid optional chunk is dropped silently, because the
+ * read that requests it reports it.
+ */
+static size_t count_optional(const struct im_blob_ref *blob, const struct im_chunk *chunks,
+			     size_t n, size_t *ret_bytes)
+{
+	size_t total = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (check_chunk(blob, &chunks[i]) ||
+		    chunks[i].length > OPTIONAL_MAX_BYTES - total)
+			break;
+		total += chunks[i].length;
+	}
+	*ret_bytes = total;
+	return i;
+}
+
+int im_fetcher_read_extended(struct im_fetcher *f, const struct im_blob_ref *blob,
+			     const struct im_chunk *chunks, size_t n, size_t n_next,
+			     void *buf)
 {
 	_cleanup_free_ struct slot *slots = NULL;
+	_cleanup_free_ uint8_t *scratch = NULL;
 	struct read_call call;
+	size_t scratch_bytes;
 	int r;
 
 	if (n == 0)
@@ -581,11 +717,18 @@ int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
 	r = check_chunks(blob, chunks, n);
 	if (r < 0)
 		return r;
+	n_next = count_optional(blob, chunks + n, n_next, &scratch_bytes);
 
-	slots = calloc(n, sizeof(*slots));
+	slots = calloc(n + n_next, sizeof(*slots));
 	if (!slots) {
 		im_log_errno(-ENOMEM, "cannot read %zu chunks", n);
 		return -EIO;
+	}
+	/* Without room for the following chunks, read only the requested. */
+	if (n_next > 0) {
+		scratch = malloc(scratch_bytes);
+		if (!scratch)
+			n_next = 0;
 	}
 
 	call = (struct read_call){
@@ -593,10 +736,13 @@ int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
 		.blob = blob,
 		.chunks = chunks,
 		.n = n,
+		.n_optional = n_next,
 		.buf = buf,
+		.scratch = scratch,
 		.slots = slots,
 	};
 	read_local(&call);
+	place_optional(&call);
 	join_flights(&call);
 	fetch_owned(&call);
 	copy_duplicates(&call);
@@ -606,4 +752,77 @@ int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
 		if (slots[i].result < 0)
 			return -EIO;
 	return 0;
+}
+
+int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
+		    const struct im_chunk *chunks, size_t n, void *buf)
+{
+	return im_fetcher_read_extended(f, blob, chunks, n, 0, buf);
+}
+
+/*
+ * Fetch the missing, unclaimed chunks of chunks[0..n) in runs of adjacent
+ * compressed ranges, on a prefetch worker. Every chunk is optional, so
+ * nothing here waits for another fetch.
+ */
+static void prefetch_job(void *context, const struct im_blob_ref *blob,
+			 const struct im_chunk *chunks, size_t n)
+{
+	struct im_fetcher *f = context;
+	_cleanup_free_ struct slot *slots = NULL;
+	_cleanup_free_ uint8_t *scratch = NULL;
+	_cleanup_free_ size_t *idx = NULL;
+	struct read_call call;
+	size_t count = 0, scratch_bytes;
+	uint64_t run_length = 0;
+
+	n = count_optional(blob, chunks, n, &scratch_bytes);
+	if (n == 0)
+		return;
+	slots = calloc(n, sizeof(*slots));
+	idx = calloc(n, sizeof(*idx));
+	scratch = malloc(scratch_bytes);
+	if (!slots || !idx || !scratch)
+		return;
+
+	call = (struct read_call){
+		.fetcher = f,
+		.blob = blob,
+		.chunks = chunks,
+		.n_optional = n,
+		.scratch = scratch,
+		.slots = slots,
+	};
+	place_optional(&call);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct im_chunk *c = &chunks[i];
+		bool joins = count > 0 && ranges_adjacent(&chunks[idx[count - 1]], c) &&
+			     run_length + c->blob_length <= PREFETCH_RUN_MAX_BYTES;
+
+		/* Fetch the current run before claiming a chunk it cannot take,
+		 * so that no flight is held longer than its own fetch. */
+		if (count > 0 && !joins) {
+			fetch_run(&call, idx, count, run_length);
+			count = 0;
+			run_length = 0;
+		}
+		if (!claim_optional(&call, i))
+			continue;
+		idx[count++] = i;
+		run_length += c->blob_length;
+	}
+	if (count > 0)
+		fetch_run(&call, idx, count, run_length);
+}
+
+int im_fetcher_prefetch(struct im_fetcher *f, const struct im_blob_ref *blob,
+			const struct im_chunk *chunks, size_t n)
+{
+	int r;
+
+	r = im_prefetch_pool_submit(f->prefetch, blob, chunks, n);
+	if (r == -EAGAIN)
+		im_debug("prefetch queue full: dropped a read-ahead of %zu chunks", n);
+	return r;
 }

@@ -51,4 +51,26 @@ void im_fetcher_set_memory_cache(struct im_fetcher *f, struct im_memory_cache *m
 int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
 		    const struct im_chunk *chunks, size_t n, void *buf);
 
+/*
+ * Like im_fetcher_read(), but chunks[n..n + n_next) are the chunks that
+ * follow chunks[0..n) in the same file. When the last requested chunk is
+ * fetched, the range request also takes following chunks that are adjacent
+ * in the blob, missing from the store and not being fetched, up to about
+ * 1 MiB of compressed bytes. They are verified and stored but not returned,
+ * and their failure does not fail the read.
+ */
+int im_fetcher_read_extended(struct im_fetcher *f, const struct im_blob_ref *blob,
+			     const struct im_chunk *chunks, size_t n, size_t n_next,
+			     void *buf);
+
+/*
+ * Queue a background fetch of those chunks[0..n) that are missing and not
+ * being fetched, in range requests of adjacent chunks. Return at once; the
+ * chunks are copied and *blob's pointers are borrowed until
+ * im_fetcher_free(). Return: 0, -EAGAIN when the queue is full and the
+ * request was dropped, or -ENOMEM.
+ */
+int im_fetcher_prefetch(struct im_fetcher *f, const struct im_blob_ref *blob,
+			const struct im_chunk *chunks, size_t n);
+
 #endif

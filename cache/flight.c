@@ -77,18 +77,49 @@ static void unlink_flight(struct im_flight_table *t, struct im_flight *f)
 	f->next = NULL;
 }
 
+/* Find the flight for (digest, length). Called with the lock held. */
+static struct im_flight *find_flight(struct im_flight_table *t,
+				     const struct im_digest *digest, uint64_t length)
+{
+	struct im_flight *f;
+
+	for (f = *bucket_of(t, digest); f; f = f->next)
+		if (f->length == length && im_digest_equal(&f->digest, digest))
+			return f;
+	return NULL;
+}
+
+/* Create and link a flight owned by caller. Called with the lock held. */
+static struct im_flight *start_flight(struct im_flight_table *t,
+				      const struct im_digest *digest, uint64_t length,
+				      const void *caller, size_t slot)
+{
+	struct im_flight **bucket = bucket_of(t, digest);
+	struct im_flight *f;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->digest = *digest;
+	f->length = length;
+	f->owner = caller;
+	f->owner_slot = slot;
+	f->refs = 1;
+	pthread_cond_init(&f->done_cond, NULL);
+	f->next = *bucket;
+	*bucket = f;
+	return f;
+}
+
 int im_flight_join(struct im_flight_table *t, const struct im_digest *digest,
 		   uint64_t length, const void *caller, size_t slot,
 		   struct im_flight **ret_flight, size_t *ret_slot)
 {
-	struct im_flight **bucket = bucket_of(t, digest);
 	struct im_flight *f;
 	int role;
 
 	pthread_mutex_lock(&t->lock);
-	for (f = *bucket; f; f = f->next)
-		if (f->length == length && im_digest_equal(&f->digest, digest))
-			break;
+	f = find_flight(t, digest, length);
 
 	if (f && f->owner == caller) {
 		*ret_slot = f->owner_slot;
@@ -97,25 +128,38 @@ int im_flight_join(struct im_flight_table *t, const struct im_digest *digest,
 		f->refs++;
 		role = IM_FLIGHT_WAITING;
 	} else {
-		f = calloc(1, sizeof(*f));
+		f = start_flight(t, digest, length, caller, slot);
 		if (!f) {
 			pthread_mutex_unlock(&t->lock);
 			return -ENOMEM;
 		}
-		f->digest = *digest;
-		f->length = length;
-		f->owner = caller;
-		f->owner_slot = slot;
-		f->refs = 1;
-		pthread_cond_init(&f->done_cond, NULL);
-		f->next = *bucket;
-		*bucket = f;
 		role = IM_FLIGHT_STARTED;
 	}
 	pthread_mutex_unlock(&t->lock);
 
 	*ret_flight = f;
 	return role;
+}
+
+int im_flight_try_start(struct im_flight_table *t, const struct im_digest *digest,
+			uint64_t length, const void *caller, size_t slot,
+			struct im_flight **ret_flight)
+{
+	struct im_flight *f;
+	int r = IM_FLIGHT_STARTED;
+
+	pthread_mutex_lock(&t->lock);
+	if (find_flight(t, digest, length)) {
+		r = -EBUSY;
+	} else {
+		f = start_flight(t, digest, length, caller, slot);
+		if (f)
+			*ret_flight = f;
+		else
+			r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
 }
 
 void im_flight_finish(struct im_flight_table *t, struct im_flight *f,

@@ -50,6 +50,16 @@ int im_flight_join(struct im_flight_table *t, const struct im_digest *digest,
 		   struct im_flight **ret_flight, size_t *ret_slot);
 
 /*
+ * Start the flight for (digest, length) only if none exists, without ever
+ * joining one, for fetches that are optional and must not wait.
+ * Return: IM_FLIGHT_STARTED with *ret_flight set, -EBUSY when the chunk is
+ * already being fetched, or -ENOMEM.
+ */
+int im_flight_try_start(struct im_flight_table *t, const struct im_digest *digest,
+			uint64_t length, const void *caller, size_t slot,
+			struct im_flight **ret_flight);
+
+/*
  * Publish the owner's result and drop its reference. On result 0, data is
  * the verified chunk (length bytes), and it is ignored otherwise. The bytes
  * are copied when someone waits, so the owner may reuse data on return.

@@ -7,9 +7,17 @@
  * chunks (from the cache, or fetched and verified against their SHA-256),
  * and the reply carries the requested slice. Files are opened with keep_cache,
  * because their bytes never change while the mount lives.
+ *
+ * Fewer round trips on a cold start come from two places. Each read passes
+ * the file's following chunks to the fetcher, which adds the missing ones
+ * to its range request up to about 1 MiB. Each open file also tracks
+ * whether its reads are sequential, and then queues read-ahead of a window
+ * that doubles from 1 MiB to 8 MiB, fetched in the background.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +25,31 @@
 #include "common/stats.h"
 #include "common/util.h"
 #include "fs/fuse_ops.h"
+
+/* Following chunks passed to the fetcher with a read. The fetcher takes
+ * them up to 1 MiB compressed, so this only bounds the array. */
+#define FOLLOWING_MAX_CHUNKS 32
+#define FOLLOWING_MAX_BYTES (1u << 20)
+
+/* A read counts as sequential when it starts within this many bytes of
+ * where the previous read ended, because the kernel's read-ahead requests
+ * of one file can reach the daemon's threads out of order. */
+#define SEQUENTIAL_SLACK (1u << 20)
+
+#define WINDOW_MIN (1u << 20)
+#define WINDOW_MAX (8u << 20)
+
+/* Chunks in one read-ahead request: 8 MiB of 256 KiB chunks, with room
+ * for smaller ones. */
+#define READ_AHEAD_MAX_CHUNKS 128
+
+/* Sequential-read state of one open file, kept in fi->fh. */
+struct read_stream {
+	pthread_mutex_t lock;
+	uint64_t next_offset;  /* end of the previous read, 0 before the first */
+	uint64_t window;       /* read-ahead bytes, 0 while reads are not sequential */
+	uint64_t ahead_end;    /* end of the range read-ahead has queued */
+};
 
 void im_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -41,6 +74,13 @@ void im_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+
+	/* Without the state the file is read without read-ahead. */
+	struct read_stream *stream = calloc(1, sizeof(*stream));
+
+	if (stream)
+		pthread_mutex_init(&stream->lock, NULL);
+	fi->fh = (uint64_t)(uintptr_t)stream;
 
 	/* Pages stay valid across opens because the file never changes. */
 	fi->keep_cache = 1;
@@ -137,6 +177,32 @@ static int collect_chunks(const struct im_layer_index *idx, const struct im_entr
 }
 
 /*
+ * Append to chunks[n..) the file's chunks after chunk number next, for the
+ * fetcher to fetch with a missing read: at most FOLLOWING_MAX_CHUNKS and
+ * FOLLOWING_MAX_BYTES compressed, stopping at a zero chunk.
+ * Return: how many were appended.
+ */
+static size_t collect_following(const struct im_layer_index *idx, const struct im_entry *e,
+				uint32_t next, struct im_chunk *chunks)
+{
+	uint64_t compressed = 0;
+	size_t n = 0;
+
+	for (uint32_t i = next; i < e->chunk_count && n < FOLLOWING_MAX_CHUNKS; i++) {
+		struct im_chunk c;
+
+		im_layer_index_chunk(idx, e->chunk_first + i, &c);
+		if ((c.flags & IM_CHUNK_ZEROS) || c.length > IM_CHUNK_MAX_LENGTH)
+			break;
+		compressed += c.blob_length;
+		if (compressed > FOLLOWING_MAX_BYTES)
+			break;
+		chunks[n++] = c;
+	}
+	return n;
+}
+
+/*
  * Read [off, end) of a regular file into a new buffer through the fetcher.
  * The buffer starts at the first covering chunk's file_offset, so the bytes
  * asked for begin at *ret_skip.
@@ -150,7 +216,7 @@ static int read_range(const struct im_daemon_config *cfg, const struct im_tree_n
 	char *buf = NULL;
 	uint64_t total;
 	uint32_t first;
-	size_t n;
+	size_t n, n_next;
 	int r;
 
 	r = find_chunk(layer->index, e, off, &first);
@@ -160,7 +226,7 @@ static int read_range(const struct im_daemon_config *cfg, const struct im_tree_n
 	if (r < 0)
 		return r;
 
-	chunks = calloc(n, sizeof(*chunks));
+	chunks = calloc(n + FOLLOWING_MAX_CHUNKS, sizeof(*chunks));
 	buf = malloc(total);
 	if (!chunks || !buf) {
 		r = -ENOMEM;
@@ -169,8 +235,9 @@ static int read_range(const struct im_daemon_config *cfg, const struct im_tree_n
 	r = collect_chunks(layer->index, e, first, off, end, chunks, &n, &total);
 	if (r < 0)
 		goto out;
+	n_next = collect_following(layer->index, e, first + (uint32_t)n, chunks + n);
 
-	r = im_fetcher_read(cfg->fetcher, &layer->blob, chunks, n, buf);
+	r = im_fetcher_read_extended(cfg->fetcher, &layer->blob, chunks, n, n_next, buf);
 	if (r < 0)
 		goto out;
 
@@ -181,6 +248,90 @@ out:
 	free(chunks);
 	free(buf);
 	return r;
+}
+
+/*
+ * Record a read of [off, end) and return in [*start, *stop) the range to
+ * read ahead, empty when reads are not sequential or the queued read-ahead
+ * still covers half a window past end.
+ */
+static void plan_read_ahead(struct read_stream *stream, uint64_t off, uint64_t end,
+			    uint64_t *start, uint64_t *stop)
+{
+	bool sequential;
+
+	*start = *stop = 0;
+	pthread_mutex_lock(&stream->lock);
+
+	sequential = stream->next_offset != 0 &&
+		     off + SEQUENTIAL_SLACK >= stream->next_offset &&
+		     off <= stream->next_offset + SEQUENTIAL_SLACK;
+	if (!sequential) {
+		stream->window = 0;
+		stream->ahead_end = 0;
+		stream->next_offset = end;
+		pthread_mutex_unlock(&stream->lock);
+		return;
+	}
+
+	if (end > stream->next_offset)
+		stream->next_offset = end;
+	if (stream->window == 0)
+		stream->window = WINDOW_MIN;
+	else if (stream->window < WINDOW_MAX)
+		stream->window *= 2;
+
+	if (stream->ahead_end < end + stream->window / 2) {
+		*start = stream->ahead_end > end ? stream->ahead_end : end;
+		*stop = end + stream->window;
+		stream->ahead_end = *stop;
+	}
+	pthread_mutex_unlock(&stream->lock);
+}
+
+/* Queue a background fetch of the chunks with data that overlap [start, stop). */
+static void queue_read_ahead(const struct im_daemon_config *cfg, const struct im_tree_node *node,
+			     const struct im_entry *e, uint64_t start, uint64_t stop)
+{
+	const struct im_mount_layer *layer = &cfg->layers[node->layer];
+	struct im_chunk chunks[READ_AHEAD_MAX_CHUNKS];
+	uint32_t first;
+	size_t n = 0;
+
+	if (start >= e->size || find_chunk(layer->index, e, start, &first) < 0)
+		return;
+
+	for (uint32_t i = first; i < e->chunk_count && n < READ_AHEAD_MAX_CHUNKS; i++) {
+		struct im_chunk c;
+
+		im_layer_index_chunk(layer->index, e->chunk_first + i, &c);
+		if (c.file_offset >= stop)
+			break;
+		if (c.flags & IM_CHUNK_ZEROS)
+			continue;
+		if (c.length > IM_CHUNK_MAX_LENGTH)
+			break;
+		chunks[n++] = c;
+	}
+
+	/* A full queue drops the request; a later read queues the range again. */
+	im_fetcher_prefetch(cfg->fetcher, &layer->blob, chunks, n);
+}
+
+/* Grow the read-ahead of a sequentially read file after a read of [off, end). */
+static void read_ahead(const struct im_daemon_config *cfg, const struct im_tree_node *node,
+		       const struct im_entry *e, struct fuse_file_info *fi,
+		       uint64_t off, uint64_t end)
+{
+	struct read_stream *stream = (struct read_stream *)(uintptr_t)fi->fh;
+	uint64_t start, stop;
+
+	if (!stream || end >= e->size)
+		return;
+
+	plan_read_ahead(stream, off, end, &start, &stop);
+	if (start < stop)
+		queue_read_ahead(cfg, node, e, start, stop);
 }
 
 void im_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -194,7 +345,6 @@ void im_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	uint64_t end;
 	int r;
 
-	(void)fi;
 	im_stats_add(fuse_reads, 1);
 
 	r = im_tree_get_node(cfg->tree, ino, &node);
@@ -219,6 +369,7 @@ void im_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	fuse_reply_buf(req, buf + skip, (size_t)(end - (uint64_t)off));
 	free(buf);
+	read_ahead(cfg, &node, &e, fi, (uint64_t)off, end);
 	return;
 fail:
 	im_stats_add(fuse_read_errors, 1);
@@ -229,7 +380,12 @@ fail:
 
 void im_ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct read_stream *stream = (struct read_stream *)(uintptr_t)fi->fh;
+
 	(void)ino;
-	(void)fi;
+	if (stream) {
+		pthread_mutex_destroy(&stream->lock);
+		free(stream);
+	}
 	fuse_reply_err(req, 0);
 }
