@@ -318,20 +318,21 @@ static void queue_read_ahead(const struct im_daemon_config *cfg, const struct im
 	im_fetcher_prefetch(cfg->fetcher, &layer->blob, chunks, n);
 }
 
-/* Grow the read-ahead of a sequentially read file after a read of [off, end). */
-static void read_ahead(const struct im_daemon_config *cfg, const struct im_tree_node *node,
-		       const struct im_entry *e, struct fuse_file_info *fi,
-		       uint64_t off, uint64_t end)
+/*
+ * Record a read of [off, end) of a sequentially read file and return in
+ * [*start, *stop) the range to read ahead. This must run before the read is
+ * answered: the kernel may release the file, and so free its state, as soon
+ * as the last read on it has its reply.
+ */
+static void plan_after_read(const struct im_entry *e, struct fuse_file_info *fi,
+			    uint64_t off, uint64_t end, uint64_t *start, uint64_t *stop)
 {
 	struct read_stream *stream = (struct read_stream *)(uintptr_t)fi->fh;
-	uint64_t start, stop;
 
+	*start = *stop = 0;
 	if (!stream || end >= e->size)
 		return;
-
-	plan_read_ahead(stream, off, end, &start, &stop);
-	if (start < stop)
-		queue_read_ahead(cfg, node, e, start, stop);
+	plan_read_ahead(stream, off, end, start, stop);
 }
 
 void im_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -340,6 +341,7 @@ void im_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const struct im_daemon_config *cfg = im_fuse_config(req);
 	struct im_tree_node node;
 	struct im_entry e;
+	uint64_t ahead_start, ahead_stop;
 	char *buf = NULL;
 	size_t skip = 0;
 	uint64_t end;
@@ -367,9 +369,11 @@ void im_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (r < 0)
 		goto fail;
 
+	plan_after_read(&e, fi, (uint64_t)off, end, &ahead_start, &ahead_stop);
 	fuse_reply_buf(req, buf + skip, (size_t)(end - (uint64_t)off));
 	free(buf);
-	read_ahead(cfg, &node, &e, fi, (uint64_t)off, end);
+	if (ahead_start < ahead_stop)
+		queue_read_ahead(cfg, &node, &e, ahead_start, ahead_stop);
 	return;
 fail:
 	im_stats_add(fuse_read_errors, 1);

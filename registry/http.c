@@ -565,8 +565,9 @@ static void reset_transfer(struct transfer *t)
 	im_http_response_clear(t->resp);
 }
 
-/* Send the request once to t->url. Return: 0 with *ret_code set, or -errno
- * when the request could not be set up. */
+/* Send the request once to t->url, within r's bound on requests in flight.
+ * Return: 0 with *ret_code set, or -errno when the request could not be set
+ * up or no slot came free before the deadline (-ETIMEDOUT). */
 static int send_once(struct im_registry *r, struct transfer *t,
 		     const struct im_auth_credentials *creds, CURLcode *ret_code)
 {
@@ -590,8 +591,19 @@ static int send_once(struct im_registry *r, struct transfer *t,
 		return rc;
 	}
 
+	rc = im_registry_slot_acquire(r, t->deadline_ns);
+	if (rc < 0) {
+		snprintf(t->cause, sizeof(t->cause),
+			 "timed out waiting for one of the %u requests in flight to %s to end",
+			 r->max_in_flight, r->host);
+		curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
+		curl_slist_free_all(headers);
+		return rc;
+	}
+
 	im_stats_add(registry_requests, 1);
 	*ret_code = curl_easy_perform(t->easy);
+	im_registry_slot_release(r);
 
 	/* The slist contains the token, so detach it from the handle before freeing it. */
 	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);

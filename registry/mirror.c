@@ -56,6 +56,7 @@ static int setup_mirror(struct im_mirror *m, const struct im_host_config *h,
 		.client_cert = h->client_cert,
 		.client_key = h->client_key,
 		.timeout_seconds = opts->timeout_seconds,
+		.max_requests_per_host = opts->max_requests_per_host,
 	};
 	int rc;
 

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +41,21 @@ static bool is_tag_char(char c)
 	return is_alnum(c) || c == '_' || c == '.' || c == '-';
 }
 
-static int invalid(const char *text, const char *reason)
+/* Log why text is not a reference; the detail quotes the part that broke it. */
+static int invalid(const char *text, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int invalid(const char *text, const char *fmt, ...)
 {
-	im_err("invalid reference \"%s\": %s", text, reason);
+	_cleanup_free_ char *detail = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&detail, fmt, ap);
+	va_end(ap);
+
+	im_err("invalid reference \"%s\": %s", text, r < 0 ? fmt : detail);
 	return -EINVAL;
 }
 
@@ -55,7 +68,7 @@ static const char *check_path_component(const char *s, size_t len)
 	size_t i = 0;
 
 	if (len == 0)
-		return "repository has an empty path component";
+		return "is empty";
 
 	while (i < len) {
 		size_t run = 0;
@@ -82,13 +95,13 @@ static const char *check_path_component(const char *s, size_t len)
 			break;
 		}
 		if (i == len)
-			return "repository components must not end with a separator";
+			return "ends with a separator";
 	}
 
 	for (size_t j = 0; j < len; j++)
 		if (s[j] >= 'A' && s[j] <= 'Z')
-			return "repository must be lowercase";
-	return "repository components contain only [a-z0-9] joined by '.', '_', '__' or '-'";
+			return "must be lowercase";
+	return "must be runs of [a-z0-9] joined by '.', '_', '__' or '-'";
 }
 
 static int check_repository(const char *text, const char *repo)
@@ -99,7 +112,8 @@ static int check_repository(const char *text, const char *repo)
 	if (len == 0)
 		return invalid(text, "missing repository name");
 	if (len > REPOSITORY_MAX_LENGTH)
-		return invalid(text, "repository is longer than 255 characters");
+		return invalid(text, "repository \"%s\" is longer than %d characters",
+			       repo, REPOSITORY_MAX_LENGTH);
 
 	for (;;) {
 		const char *slash = strchr(p, '/');
@@ -107,7 +121,8 @@ static int check_repository(const char *text, const char *repo)
 		const char *reason = check_path_component(p, n);
 
 		if (reason)
-			return invalid(text, reason);
+			return invalid(text, "repository component \"%.*s\" %s",
+				       (int)n, p, reason);
 		if (!slash)
 			return 0;
 		p = slash + 1;
@@ -121,13 +136,15 @@ static int check_tag(const char *text, const char *tag)
 	if (len == 0)
 		return invalid(text, "empty tag after ':'");
 	if (len > TAG_MAX_LENGTH)
-		return invalid(text, "tag is longer than 128 characters");
+		return invalid(text, "tag \"%s\" is longer than %d characters",
+			       tag, TAG_MAX_LENGTH);
 	if (!is_alnum(tag[0]) && tag[0] != '_')
-		return invalid(text, "tag must start with a letter, a digit or '_'");
+		return invalid(text, "tag \"%s\" must start with a letter, a digit or '_'", tag);
 
 	for (size_t i = 1; i < len; i++)
 		if (!is_tag_char(tag[i]))
-			return invalid(text, "tag contains a character outside [A-Za-z0-9_.-]");
+			return invalid(text, "tag \"%s\" contains a character outside [A-Za-z0-9_.-]",
+				       tag);
 	return 0;
 }
 
@@ -214,20 +231,23 @@ static int check_host(const char *text, const char *host)
 	bool bracketed = host[0] == '[';
 
 	if (strlen(host) > HOST_MAX_LENGTH)
-		return invalid(text, "registry host is longer than 255 characters");
+		return invalid(text, "registry host \"%s\" is longer than %d characters",
+			       host, HOST_MAX_LENGTH);
 
 	copy = strdup(host);
 	if (!copy)
 		return -ENOMEM;
 	if (split_host_port(copy, &addr, &port) < 0)
-		return invalid(text, "registry host has an unbalanced '[' or junk after ']'");
+		return invalid(text, "registry host \"%s\" has an unbalanced '[' or text after ']'",
+			       host);
 
 	if (port && !is_port(port))
-		return invalid(text, "registry port must be a number from 1 to 65535");
+		return invalid(text, "registry port \"%s\" is not a number from 1 to 65535", port);
 	if (bracketed && inet_pton(AF_INET6, addr, &v6) != 1)
-		return invalid(text, "registry host in brackets is not an IPv6 address");
+		return invalid(text, "registry host \"[%s]\" is not an IPv6 address in brackets",
+			       addr);
 	if (!bracketed && !is_domain_name(addr, strlen(addr)))
-		return invalid(text, "registry host is not a valid host name");
+		return invalid(text, "registry host \"%s\" is not a valid host name", addr);
 	return 0;
 }
 
@@ -237,6 +257,23 @@ static bool is_host_component(const char *s, size_t len)
 	if (len == strlen("localhost") && memcmp(s, "localhost", len) == 0)
 		return true;
 	return memchr(s, '.', len) || memchr(s, ':', len);
+}
+
+/*
+ * Reject "http://host/repo" and the like up front: without this check the
+ * scheme would be read as a host "http:" with an empty port, and the
+ * message would not point at the real mistake.
+ */
+static int check_no_scheme(const char *text)
+{
+	const char *sep = strstr(text, "://");
+	const char *slash = strchr(text, '/');
+
+	if (!sep || (slash && slash < sep))
+		return 0;
+	return invalid(text, "a reference has no scheme, remove \"%.*s\" and start with "
+		       "the registry host (loopback hosts and --insecure-registry hosts "
+		       "use plain HTTP)", (int)(sep - text + 3), text);
 }
 
 /* Split off "@digest" and check it. *ret_name ends where the digest began. */
@@ -249,9 +286,11 @@ static int parse_digest(const char *text, char *name, struct im_reference *ret)
 	*at = '\0';
 
 	if (strncmp(at + 1, "sha256:", 7) != 0)
-		return invalid(text, "only sha256 digests are supported after '@'");
+		return invalid(text, "digest \"%s\" is not sha256, the only algorithm supported",
+			       at + 1);
 	if (im_digest_parse(at + 1, &ret->digest) < 0)
-		return invalid(text, "digest must be \"sha256:\" and 64 lowercase hex digits");
+		return invalid(text, "digest \"%s\" is not \"sha256:\" and 64 lowercase hex digits",
+			       at + 1);
 	ret->has_digest = true;
 	return 0;
 }
@@ -323,6 +362,9 @@ int im_reference_parse(const char *text, struct im_reference *ret)
 		return -EINVAL;
 	if (text[0] == '\0')
 		return invalid(text, "empty reference");
+	r = check_no_scheme(text);
+	if (r < 0)
+		return r;
 
 	name = strdup(text);
 	if (!name)

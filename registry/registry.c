@@ -139,6 +139,10 @@ int im_registry_new_endpoint(const char *host, const char *url, bool override_pa
 		pthread_mutex_init(&r->share_locks[i], NULL);
 	pthread_mutex_init(&r->pool_lock, NULL);
 
+	rc = im_registry_slots_init(r, opts->max_requests_per_host);
+	if (rc < 0)
+		goto fail;
+
 	rc = copy_options(r, opts);
 	if (rc < 0)
 		goto fail;
@@ -255,6 +259,7 @@ void im_registry_free(struct im_registry *r)
 	for (size_t i = 0; i < IM_ARRAY_SIZE(r->share_locks); i++)
 		pthread_mutex_destroy(&r->share_locks[i]);
 	pthread_mutex_destroy(&r->pool_lock);
+	im_registry_slots_destroy(r);
 
 	free(r->host);
 	free(r->base_url);

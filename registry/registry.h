@@ -44,6 +44,9 @@ struct im_registry_options {
 	 * 0 means the default (30). Whole-blob streams only fail when no
 	 * byte arrives for this long. */
 	unsigned timeout_seconds;
+	/* Requests in flight at once to this host (and to each mirror, counted
+	 * separately); more wait for a free slot. 0 means the default (16). */
+	unsigned max_requests_per_host;
 };
 
 struct im_registry;

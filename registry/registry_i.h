@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <curl/curl.h>
 
@@ -16,6 +17,10 @@
 
 /* Idle easy handles kept for reuse; more are created when threads need them. */
 #define IM_REGISTRY_HANDLE_POOL 8
+/* Requests in flight per host when im_registry_options sets none: enough
+ * for every FUSE worker thread of a default mount to have one, while a
+ * burst of reads cannot open hundreds of connections to one server. */
+#define IM_REGISTRY_MAX_IN_FLIGHT_DEFAULT 16
 
 struct im_auth;
 struct im_mirror;
@@ -46,6 +51,13 @@ struct im_registry {
 	CURL *pool[IM_REGISTRY_HANDLE_POOL]; /* protected by pool_lock */
 	size_t n_pool;                       /* protected by pool_lock */
 
+	/* Requests in flight (registry/slots.c); counted under slots_lock. */
+	pthread_mutex_t slots_lock;
+	pthread_cond_t slot_freed;
+	unsigned in_flight;      /* protected by slots_lock */
+	unsigned max_in_flight;  /* read-only after im_registry_new() */
+	bool slots_ready;        /* slots_lock and slot_freed are initialized */
+
 	struct im_auth *auth;
 	struct im_redirects *redirects; /* blob redirect targets; has its own lock */
 
@@ -62,6 +74,17 @@ struct im_registry {
  */
 int im_registry_new_endpoint(const char *host, const char *url, bool override_path,
 			     const struct im_registry_options *opts, struct im_registry **ret);
+
+/* Requests in flight (registry/slots.c). max_in_flight 0 means the default. */
+int im_registry_slots_init(struct im_registry *r, unsigned max_in_flight);
+void im_registry_slots_destroy(struct im_registry *r);
+/*
+ * Wait for a free slot and take it. deadline_ns is an im_now_ns() time, or
+ * 0 to wait without a limit. Return: 0, or -ETIMEDOUT when the deadline
+ * passed first. Give the slot back with im_registry_slot_release().
+ */
+int im_registry_slot_acquire(struct im_registry *r, uint64_t deadline_ns);
+void im_registry_slot_release(struct im_registry *r);
 
 /* Mirrors (registry/mirror.c). */
 struct im_hosts;

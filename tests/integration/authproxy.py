@@ -29,7 +29,21 @@ token endpoint of the Docker token protocol itself:
           client receives fewer bytes than Content-Length announced;
       {"stall": true}
           hold every blob GET without a response until stall is false,
-          then close its connection.
+          then close its connection;
+      {"delay": SECONDS}
+          hold every blob GET this long before forwarding it, so that
+          concurrent requests overlap (counted in delayed). The largest
+          number held at once is delayed_at_once_max. It never exceeds the
+          client's requests in flight, because a held request has no
+          response yet;
+      {"whole_first_range": true}
+          answer the first GET of each blob whose Range starts past byte 0
+          with 200 and the whole blob, as servers without range support
+          do; later GETs of that blob get their 206 (counted in
+          whole_responses);
+      {"drop_content_type": true}
+          forward 206 responses without their Content-Type header
+          (counted in untyped_responses).
     Counters of these: status_faults, cuts, stalled.
   * Every blob GET is counted in blob_gets. A Range header with more than
     one range gets 416 and counts in multi_range_requests: imgmount only
@@ -101,10 +115,15 @@ class State:
         self.counters = {name: 0 for name in (
             "token_requests", "tokens_rejected", "proxied", "faults", "redirects",
             "storage_requests", "auth_leaks", "oauth_requests", "blob_gets",
-            "multi_range_requests", "status_faults", "cuts", "stalled", "expired_urls")}
+            "multi_range_requests", "status_faults", "cuts", "stalled", "expired_urls",
+            "delayed", "whole_responses", "untyped_responses",
+            "delayed_at_once_max")}
+        self.delayed_now = 0
+        self.whole_blobs_sent = set()
         self.faults = {"status": 0, "status_count": 0, "retry_after": None,
                        "cut_count": 0, "cut_after": 0, "cut_mode": "reset",
-                       "stall": False}
+                       "stall": False, "delay": 0, "whole_first_range": False,
+                       "drop_content_type": False}
         self.stall_released = threading.Condition(self.lock)
         self.port = 0
         self.storage_port = 0
@@ -148,6 +167,31 @@ class State:
             self.counters["stalled"] += 1
             while self.faults["stall"]:
                 self.stall_released.wait()
+            return True
+
+    def hold_blob_get(self):
+        """Sleep for the delay fault, counting the blob GETs held at once."""
+        with self.lock:
+            delay = self.faults["delay"]
+            if not delay:
+                return
+            self.counters["delayed"] += 1
+            self.delayed_now += 1
+            self.counters["delayed_at_once_max"] = max(
+                self.counters["delayed_at_once_max"], self.delayed_now)
+        time.sleep(delay)
+        with self.lock:
+            self.delayed_now -= 1
+
+    def take_whole_blob(self, path, range_header):
+        """Return whether to drop the Range of this blob GET (see whole_first_range)."""
+        match = re.match(r"bytes=(\d+)-", range_header or "")
+        with self.lock:
+            if (not self.faults["whole_first_range"] or not match or int(match.group(1)) == 0
+                    or path in self.whole_blobs_sent):
+                return False
+            self.whole_blobs_sent.add(path)
+            self.counters["whole_responses"] += 1
             return True
 
     def take_failure(self):
@@ -379,7 +423,10 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.send_json(status, {"errors": [{"code": "TOOMANYREQUESTS" if status == 429
                                                 else "UNAVAILABLE"}]}, extra)
             return False
+        self.state.hold_blob_get()
         self.cut = self.state.take_cut()
+        self.whole_blob = self.state.take_whole_blob(urllib.parse.urlsplit(self.path).path,
+                                                     self.headers.get("Range"))
         return True
 
     def serve_storage(self):
@@ -428,8 +475,11 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
         headers = {name: value for name, value in self.headers.items()
                    if name.lower() not in HOP_HEADERS}
-        if args.ignore_range:
+        if args.ignore_range or getattr(self, "whole_blob", False):
             headers.pop("Range", None)
+        self.whole_blob = False
+        with self.state.lock:
+            drop_content_type = self.state.faults["drop_content_type"]
         # The registry builds upload Locations from Host and
         # X-Forwarded-Proto: make them point back at this proxy.
         headers["Host"] = self.headers.get("Host", "127.0.0.1")
@@ -453,6 +503,9 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         for name, value in response.getheaders():
             lower = name.lower()
             if lower in HOP_HEADERS:
+                continue
+            if lower == "content-type" and response.status == 206 and drop_content_type:
+                self.state.count("untyped_responses")
                 continue
             if lower == "content-length":
                 body_length = value
@@ -481,7 +534,11 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
 def make_server(state, storage):
     handler = type("Handler", (ProxyHandler,), {"state": state, "storage": storage})
     port = state.args.port if not storage else 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    # socketserver's listen backlog of 5 drops SYNs of bursts of concurrent
+    # clients, which then retry a second later.
+    server_class = type("Server", (http.server.ThreadingHTTPServer,),
+                        {"request_queue_size": 128})
+    server = server_class(("127.0.0.1", port), handler)
     server.daemon_threads = True
     return server
 

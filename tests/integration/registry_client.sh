@@ -7,7 +7,8 @@
 #   2. authproxy.py in front of it with bearer tokens, basic credentials on
 #      the token endpoint, short token lifetimes and blob redirects;
 #   3. authproxy.py without auth, with 503 faults and Range headers dropped,
-#      and once more serving HTTPS with a self-signed certificate;
+#      once more serving HTTPS with a self-signed certificate, and once
+#      with faults the tests set (delays, bodies cut short);
 #   4. a server that accepts connections and never responds, and a port with
 #      no server.
 #
@@ -135,6 +136,11 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
 start_proxy --upstream "http://127.0.0.1:$registry_port" --no-auth \
 	--tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
 run tls "127.0.0.1:$proxy_port" "$work/tls.crt"
+
+# 3c. Faults that the tests set: delayed blob GETs, to count the requests
+# in flight, and large ranges cut short.
+start_proxy --upstream "http://127.0.0.1:$registry_port" --no-auth
+run proxy "127.0.0.1:$proxy_port"
 
 # 4. A server that never responds, and a port where nothing listens.
 stall_port=$(free_port)

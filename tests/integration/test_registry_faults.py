@@ -97,6 +97,34 @@ class RegistryFaultTest(IntegrationCase):
         self.assert_reads_correctly(again, 0)
         self.assertEqual(again.stats()["chunks_from_network"], 0)
 
+    def test_whole_blob_for_first_range_only(self):
+        # The first GET of each layer with a Range past byte 0 gets 200 and
+        # the whole blob. That GET reads the TOC at the end of the blob, and
+        # lazy-large has two layers. Every later GET gets its 206.
+        proxy = self.start_proxy()
+        self.set_faults(proxy, whole_first_range=True)
+        daemon = self.mount_through(proxy)
+        self.assert_reads_correctly(daemon, 2)
+
+        counters = proxy.stats()
+        self.assertEqual(counters["whole_responses"], 2)
+        self.assertGreater(counters["blob_gets"], 1)
+        self.assertEqual(counters["multi_range_requests"], 0)
+        stats = self.assert_nothing_wrong_cached(daemon)
+        self.assertGreater(stats["chunks_from_network"], 0)
+
+        again = self.mount_image(daemon.image, cache_dir=daemon.cache_dir)
+        self.assert_reads_correctly(again, 2)
+        self.assertEqual(again.stats()["chunks_from_network"], 0)
+
+    def test_partial_content_without_content_type(self):
+        proxy = self.start_proxy()
+        self.set_faults(proxy, drop_content_type=True)
+        daemon = self.mount_through(proxy)
+        self.assert_reads_correctly(daemon, 3)
+        self.assertGreater(proxy.stats()["untyped_responses"], 0)
+        self.assert_nothing_wrong_cached(daemon)
+
     def test_only_single_ranges_sent(self):
         proxy = self.start_proxy()
         daemon = self.mount_through(proxy)
@@ -144,6 +172,30 @@ class RegistryFaultTest(IntegrationCase):
 
         # Once the registry recovers, the same mount reads the file.
         self.assert_reads_correctly(daemon, 2)
+
+    @timeout(240)
+    def test_429_with_retry_after_fails_after_bound(self):
+        proxy = self.start_proxy()
+        daemon = self.mount_through(proxy)
+        before = daemon.stats()
+
+        self.set_faults(proxy, status=429, status_count=1000, retry_after=3)
+        _, error, elapsed = self.read_sha256(daemon, 1, timeout_seconds=180)
+        faults = proxy.stats()["status_faults"]
+        self.set_faults(proxy, status_count=0)
+
+        # One FUSE read sends MAX_ATTEMPTS requests and waits Retry-After
+        # (3 s) between them, then fails; read-ahead may add a few reads
+        # bounded the same way.
+        self.assertEqual(error, "EIO")
+        self.assertGreaterEqual(elapsed, 3 * (MAX_ATTEMPTS - 1))
+        self.assertGreaterEqual(faults, MAX_ATTEMPTS)
+        self.assertLessEqual(faults, 8 * MAX_ATTEMPTS)
+        after = daemon.stats()
+        self.assertGreater(after["fuse_read_errors"], before["fuse_read_errors"])
+        self.assertEqual(after["verify_failures"], 0)
+
+        self.assert_reads_correctly(daemon, 1)
 
     def test_503_burst_is_retried(self):
         proxy = self.start_proxy()

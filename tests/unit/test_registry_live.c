@@ -15,6 +15,10 @@
  *   test_registry_live tls HOST:PORT CA_FILE
  *       authproxy.py without auth serving HTTPS with a certificate for
  *       127.0.0.1 that CA_FILE (a self-signed certificate) vouches for.
+ *   test_registry_live proxy HOST:PORT
+ *       authproxy.py without auth, whose faults each test sets through its
+ *       /_faults endpoint: delayed blob GETs (to count the requests in
+ *       flight) and bodies cut short.
  *   test_registry_live stall HOST:PORT
  *       a server that accepts connections and never responds.
  *   test_registry_live refused HOST:PORT
@@ -29,6 +33,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <json-c/json.h>
 
 #include "common/digest.h"
 #include "common/log.h"
@@ -703,6 +708,174 @@ static int run_tls(void)
 	return check_exit_status();
 }
 
+/* Collects a small response body for proxy_call(). */
+struct body_buffer {
+	char data[4096];
+	size_t len;
+};
+
+static size_t collect_body(char *data, size_t size, size_t nmemb, void *opaque)
+{
+	struct body_buffer *b = opaque;
+	size_t n = size * nmemb;
+
+	if (n > sizeof(b->data) - 1 - b->len)
+		return 0;
+	memcpy(b->data + b->len, data, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+/*
+ * Send a request to the proxy's control path ("/_stats" with no body, or
+ * "/_faults" with a JSON body) and return the value of counter in the JSON
+ * response, or -1 if there is none.
+ */
+static long long proxy_call(const char *path, const char *post_body, const char *counter)
+{
+	struct body_buffer b = {};
+	char url[256];
+	CURL *easy = curl_easy_init();
+	struct json_object *root, *value;
+	long long result = -1;
+
+	snprintf(url, sizeof(url), "http://%s%s", host, path);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	if (post_body)
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, post_body);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect_body);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &b);
+	CHECK_INT(curl_easy_perform(easy), CURLE_OK);
+	curl_easy_cleanup(easy);
+
+	root = json_tokener_parse(b.data);
+	if (root && counter && json_object_object_get_ex(root, counter, &value))
+		result = json_object_get_int64(value);
+	json_object_put(root);
+	return result;
+}
+
+struct slot_reader {
+	struct im_registry *r;
+	int index;
+	int failures;
+};
+
+static void *read_one_range(void *opaque)
+{
+	struct slot_reader *sr = opaque;
+	uint64_t offset = (uint64_t)sr->index * 4096;
+	uint8_t buf[4096];
+
+	if (im_registry_get_blob_range(sr->r, "inflight/app", &big.digest, offset,
+				       sizeof(buf), buf) < 0 ||
+	    memcmp(buf, big.data + offset, sizeof(buf)) != 0)
+		sr->failures++;
+	return NULL;
+}
+
+/*
+ * Read one range from each of `readers` threads at once through a registry
+ * opened with max_requests_per_host = limit (0: the default), and return
+ * the largest number of blob GETs the proxy held in its delay at once.
+ */
+static long long max_in_flight_for(unsigned limit, int readers)
+{
+	struct im_registry_options opts = {
+		.plain_http = true,
+		.tls_verify = true,
+		.timeout_seconds = 30,
+		.max_requests_per_host = limit,
+	};
+	pthread_t threads[64];
+	struct slot_reader sr[64];
+	struct im_registry *r = NULL;
+	int failed = 0;
+
+	CHECK(readers <= 64);
+	CHECK_INT(im_registry_new(host, &opts, &r), 0);
+	if (!r)
+		return -1;
+
+	proxy_call("/_faults", "{\"delay\": 0.3}", NULL);
+	for (int i = 0; i < readers; i++) {
+		sr[i] = (struct slot_reader){ .r = r, .index = i };
+		pthread_create(&threads[i], NULL, read_one_range, &sr[i]);
+	}
+	for (int i = 0; i < readers; i++) {
+		pthread_join(threads[i], NULL);
+		failed += sr[i].failures;
+	}
+	proxy_call("/_faults", "{\"delay\": 0}", NULL);
+
+	CHECK_INT(failed, 0);
+	im_registry_free(r);
+	return proxy_call("/_stats", NULL, "delayed_at_once_max");
+}
+
+static void test_requests_in_flight_bounded(void)
+{
+	struct im_registry *r = open_registry(NULL, NULL, 10);
+	long long delayed;
+
+	push_test_blobs(r, "inflight/app");
+	im_registry_free(r);
+
+	/* 24 readers with a limit of 4: the proxy never has more than 4 at once. */
+	CHECK_INT(max_in_flight_for(4, 24), 4);
+	delayed = proxy_call("/_stats", NULL, "delayed");
+	CHECK_INT(delayed, 24);
+}
+
+/* Runs after test_requests_in_flight_bounded: the proxy's maximum only grows. */
+static void test_requests_in_flight_default(void)
+{
+	/* 40 readers with the default limit of 16. */
+	CHECK_INT(max_in_flight_for(0, 40), 16);
+}
+
+/*
+ * Read 2 MiB from offset 100000 while the proxy ends the first response
+ * after 600 KiB, with a reset or a FIN (the body is then shorter than its
+ * Content-Length). The read is retried once and returns exactly the blob's
+ * bytes: nothing of the cut response is returned as data.
+ */
+static void check_cut_large_range(const char *mode)
+{
+	struct im_registry *r = open_registry(NULL, NULL, 30);
+	uint64_t retries = stat_value(&im_stats.registry_retries);
+	long long cuts = proxy_call("/_stats", NULL, "cuts");
+	const uint64_t offset = 100000, len = 2u << 20;
+	char faults[128];
+	uint8_t *buf = malloc(len);
+	int rc;
+
+	snprintf(faults, sizeof(faults),
+		 "{\"cut_count\": 1, \"cut_after\": 614400, \"cut_mode\": \"%s\"}", mode);
+	proxy_call("/_faults", faults, NULL);
+
+	memset(buf, 0, len);
+	rc = im_registry_get_blob_range(r, "inflight/app", &big.digest, offset, len, buf);
+	CHECK_INT(rc, 0);
+	CHECK(memcmp(buf, big.data + offset, len) == 0);
+	CHECK_INT(proxy_call("/_stats", NULL, "cuts") - cuts, 1);
+	CHECK_INT(stat_value(&im_stats.registry_retries) - retries, 1);
+
+	free(buf);
+	im_registry_free(r);
+}
+
+static void test_large_range_reset_midway(void)
+{
+	check_cut_large_range("reset");
+}
+
+static void test_large_range_short_body_fin(void)
+{
+	check_cut_large_range("fin");
+}
+
 static void test_stalled_server(void)
 {
 	struct im_registry *r = open_registry(NULL, NULL, 2);
@@ -733,7 +906,7 @@ static int usage(void)
 		"       test_registry_live auth HOST:PORT USER PASSWORD EXPIRY_SECONDS\n"
 		"       test_registry_live faults HOST:PORT FAILURES\n"
 		"       test_registry_live tls HOST:PORT CA_FILE\n"
-		"       test_registry_live stall|refused HOST:PORT\n");
+		"       test_registry_live proxy|stall|refused HOST:PORT\n");
 	return 2;
 }
 
@@ -767,6 +940,13 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "tls") == 0 && argc == 4) {
 		ca_file = argv[3];
 		return run_tls();
+	}
+	if (strcmp(mode, "proxy") == 0 && argc == 3) {
+		RUN_TEST(test_requests_in_flight_bounded);
+		RUN_TEST(test_requests_in_flight_default);
+		RUN_TEST(test_large_range_reset_midway);
+		RUN_TEST(test_large_range_short_body_fin);
+		return check_exit_status();
 	}
 	if (strcmp(mode, "stall") == 0 && argc == 3) {
 		RUN_TEST(test_stalled_server);
