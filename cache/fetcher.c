@@ -80,7 +80,12 @@ struct im_fetcher {
 	struct im_flight_table *flights;
 	struct im_dctx_pool *dctx_pool;
 	struct im_memory_cache *memory;           /* may be NULL */
-	struct im_prefetch_pool *prefetch;
+	/* Started by the first im_fetcher_prefetch(), not by im_fetcher_new():
+	 * the mount daemon forks after making its fetcher, and a fork keeps only
+	 * the calling thread, so workers started earlier would not exist in the
+	 * daemon and joining them at exit would hang. */
+	struct im_prefetch_pool *prefetch;        /* protected by prefetch_lock */
+	pthread_mutex_t prefetch_lock;
 
 	pthread_mutex_t reported_lock;
 	struct im_digest reported[REPORTED_MAX];  /* protected by reported_lock */
@@ -136,14 +141,12 @@ int im_fetcher_new(struct im_chunk_store *store, struct im_fetcher **ret)
 		return -ENOMEM;
 	f->store = store;
 	pthread_mutex_init(&f->reported_lock, NULL);
+	pthread_mutex_init(&f->prefetch_lock, NULL);
 
 	r = im_flight_table_new(&f->flights);
 	if (r < 0)
 		goto fail;
 	r = im_dctx_pool_new(&f->dctx_pool);
-	if (r < 0)
-		goto fail;
-	r = im_prefetch_pool_new(PREFETCH_THREADS, prefetch_job, f, &f->prefetch);
 	if (r < 0)
 		goto fail;
 
@@ -168,6 +171,7 @@ void im_fetcher_free(struct im_fetcher *f)
 	im_prefetch_pool_free(f->prefetch);
 	im_flight_table_free(f->flights);
 	im_dctx_pool_free(f->dctx_pool);
+	pthread_mutex_destroy(&f->prefetch_lock);
 	pthread_mutex_destroy(&f->reported_lock);
 	free(f);
 }
@@ -819,9 +823,18 @@ static void prefetch_job(void *context, const struct im_blob_ref *blob,
 int im_fetcher_prefetch(struct im_fetcher *f, const struct im_blob_ref *blob,
 			const struct im_chunk *chunks, size_t n)
 {
-	int r;
+	struct im_prefetch_pool *pool;
+	int r = 0;
 
-	r = im_prefetch_pool_submit(f->prefetch, blob, chunks, n);
+	pthread_mutex_lock(&f->prefetch_lock);
+	if (!f->prefetch)
+		r = im_prefetch_pool_new(PREFETCH_THREADS, prefetch_job, f, &f->prefetch);
+	pool = f->prefetch;
+	pthread_mutex_unlock(&f->prefetch_lock);
+	if (r < 0)
+		return r;
+
+	r = im_prefetch_pool_submit(pool, blob, chunks, n);
 	if (r == -EAGAIN)
 		im_debug("prefetch queue full: dropped a read-ahead of %zu chunks", n);
 	return r;

@@ -16,6 +16,22 @@ from lib import mount, procs
 from lib.case import IntegrationCase
 
 
+def daemon_pids(mountpoint):
+    """PIDs of the processes whose command line names mountpoint."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as stream:
+                arguments = stream.read().split(b"\0")
+        except OSError:
+            continue
+        if os.fsencode(mountpoint) in arguments:
+            pids.append(int(entry))
+    return pids
+
+
 def socket_log_files():
     return set(glob.glob("/run/imgmount/*.log"))
 
@@ -48,6 +64,8 @@ class MountLifecycleTest(IntegrationCase):
                             mountpoint], 120)
         self.assertEqual(procs.is_mounted(mountpoint), "fuse.imgmount")
         self.assertEqual(self.lstat(mountpoint, "/usr/lib/libpq.so")["size"], 13)
+        daemons = daemon_pids(mountpoint)
+        self.assertEqual(len(daemons), 1, daemons)
 
         new_logs = socket_log_files() - before
         logs = new_logs or socket_log_files()
@@ -62,6 +80,14 @@ class MountLifecycleTest(IntegrationCase):
         while procs.is_mounted(mountpoint) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.assertFalse(procs.is_mounted(mountpoint))
+
+        # The daemon exits once unmounted; a thread started before it
+        # detached (and so missing after the fork) once made it hang here.
+        deadline = time.monotonic() + 30
+        while procs.process_start_time(daemons[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIsNone(procs.process_start_time(daemons[0]),
+                          "the detached daemon did not exit after the unmount")
 
 
 if __name__ == "__main__":
