@@ -60,6 +60,9 @@ wait_http() {
 # it prints when ready.
 start_proxy() {
 	local out=$work/proxy-${#pids[@]}.out
+	# Created here, because the background shell may open it only after the
+	# first head below has run, and head on a missing file fails under set -e.
+	: >"$out"
 	"$python" "$here/authproxy.py" "$@" >"$out" 2>"$out.log" &
 	pids+=($!)
 	for _ in $(seq 1 100); do
