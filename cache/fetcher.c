@@ -80,10 +80,10 @@ struct im_fetcher {
 	struct im_flight_table *flights;
 	struct im_dctx_pool *dctx_pool;
 	struct im_memory_cache *memory;           /* may be NULL */
-	/* Started by the first im_fetcher_prefetch(), not by im_fetcher_new():
-	 * the mount daemon forks after making its fetcher, and a fork keeps only
-	 * the calling thread, so workers started earlier would not exist in the
-	 * daemon and joining them at exit would hang. */
+	/* Started by the first im_fetcher_prefetch(), not by im_fetcher_new().
+	 * The mount daemon forks after making its fetcher, and a fork keeps only
+	 * the calling thread. Workers started earlier would not exist in the
+	 * daemon, and joining them at exit would hang. */
 	struct im_prefetch_pool *prefetch;        /* protected by prefetch_lock */
 	pthread_mutex_t prefetch_lock;
 

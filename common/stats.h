@@ -25,7 +25,7 @@ struct im_stats {
 	atomic_uint_fast64_t cache_corrupt;       /* cached chunks that failed the xxHash check */
 	atomic_uint_fast64_t cache_write_errors;  /* chunks that could not be stored */
 	atomic_uint_fast64_t fuse_reads;          /* FUSE read requests */
-	atomic_uint_fast64_t fuse_read_errors;    /* FUSE reads answered with an error */
+	atomic_uint_fast64_t fuse_read_errors;    /* FUSE reads that failed */
 	atomic_uint_fast64_t cache_evictions;     /* files this process evicted for the size limit */
 	atomic_uint_fast64_t cache_bytes;         /* disk usage of the whole cache: last scan
 						     plus this process's writes since */

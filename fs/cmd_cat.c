@@ -72,32 +72,11 @@ static void cat_usage(FILE *out)
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */
 static int parse_cat_args(int argc, char **argv, struct cat_args *a)
 {
-	static const struct option options[] = {
-		IM_INSPECT_LONG_OPTIONS,
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt, r;
+	int r;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
-		r = im_inspect_parse_option(&a->common, opt, optarg);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			continue;
-
-		if (opt == 'h') {
-			cat_usage(stdout);
-			return 1;
-		}
-		fprintf(stderr, "Run 'imgmount cat --help' for the options.\n");
-		return -EINVAL;
-	}
-
-	if (argc - optind != 2) {
-		cat_usage(stderr);
-		return -EINVAL;
-	}
+	r = im_inspect_parse_plain_args(argc, argv, "cat", cat_usage, &a->common, 2);
+	if (r != 0)
+		return r;
 	if (a->common.json) {
 		fprintf(stderr, "imgmount: cat writes the file's bytes; --json does not apply\n");
 		return -EINVAL;

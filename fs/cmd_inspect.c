@@ -44,32 +44,11 @@ static void inspect_usage(FILE *out)
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */
 static int parse_inspect_args(int argc, char **argv, struct inspect_args *a)
 {
-	static const struct option options[] = {
-		IM_INSPECT_LONG_OPTIONS,
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt, r;
+	int r;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
-		r = im_inspect_parse_option(&a->common, opt, optarg);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			continue;
-
-		if (opt == 'h') {
-			inspect_usage(stdout);
-			return 1;
-		}
-		fprintf(stderr, "Run 'imgmount inspect --help' for the options.\n");
-		return -EINVAL;
-	}
-
-	if (argc - optind != 1) {
-		inspect_usage(stderr);
-		return -EINVAL;
-	}
+	r = im_inspect_parse_plain_args(argc, argv, "inspect", inspect_usage, &a->common, 1);
+	if (r != 0)
+		return r;
 	a->image = argv[optind];
 	return 0;
 }

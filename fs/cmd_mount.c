@@ -211,8 +211,9 @@ static int clear_stale_mount(const char *mountpoint)
 	pid_t pid;
 	int status;
 
-	/* statfs(2), not stat(2): a dead FUSE mount still returns stat() results from
-	 * the kernel's attribute cache, but statfs() always asks the daemon. */
+	/* statfs(2), not stat(2): a dead FUSE mount still returns stat()
+	 * results from the kernel's attribute cache, but statfs() always
+	 * sends a request to the daemon. */
 	if (statfs(mountpoint, &sfs) == 0) {
 		if (stat(mountpoint, &st) < 0)
 			return -errno;

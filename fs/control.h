@@ -18,7 +18,7 @@ int im_control_socket_path(const char *mountpoint, char *out, size_t out_size);
  * runtime directory. */
 int im_control_log_path(const char *mountpoint, char *out, size_t out_size);
 
-/* True when a daemon answers on the socket of mountpoint (absolute and
+/* True when a daemon accepts a connection on the socket of mountpoint (absolute and
  * resolved): the mountpoint is already served by imgmount. */
 bool im_control_is_live(const char *mountpoint);
 

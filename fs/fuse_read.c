@@ -320,9 +320,9 @@ static void queue_read_ahead(const struct im_daemon_config *cfg, const struct im
 
 /*
  * Record a read of [off, end) of a sequentially read file and return in
- * [*start, *stop) the range to read ahead. This must run before the read is
- * answered: the kernel may release the file, and so free its state, as soon
- * as the last read on it has its reply.
+ * [*start, *stop) the range to read ahead. This must run before the read
+ * gets its reply, because the kernel may release the file, and so free its
+ * state, as soon as the last read on it has been replied to.
  */
 static void plan_after_read(const struct im_entry *e, struct fuse_file_info *fi,
 			    uint64_t off, uint64_t end, uint64_t *start, uint64_t *stop)

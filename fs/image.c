@@ -91,9 +91,9 @@ static int get_manifest(struct im_image *img, const char *reference,
 }
 
 /*
- * Resolve the reference to one image manifest: a tag is resolved once and
- * the digest logged; an index is narrowed to the requested platform and
- * the chosen manifest fetched by digest.
+ * Resolve the reference to one image manifest. A tag is resolved once and
+ * the digest is logged. An index is narrowed to the requested platform, and
+ * the chosen manifest is fetched by digest.
  */
 static int resolve_manifest(struct im_image *img, const struct im_image_options *opts)
 {

@@ -8,6 +8,7 @@
 #include "fs/inspect.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,39 @@ int im_inspect_parse_option(struct im_inspect_args *args, int opt, char *arg)
 	default:
 		return 0;
 	}
+}
+
+int im_inspect_parse_plain_args(int argc, char **argv, const char *command,
+				void (*usage)(FILE *out), struct im_inspect_args *args,
+				int n_positional)
+{
+	static const struct option options[] = {
+		IM_INSPECT_LONG_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt, r;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
+		r = im_inspect_parse_option(args, opt, optarg);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			continue;
+
+		if (opt == 'h') {
+			usage(stdout);
+			return 1;
+		}
+		fprintf(stderr, "Run 'imgmount %s --help' for the options.\n", command);
+		return -EINVAL;
+	}
+
+	if (argc - optind != n_positional) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 void im_inspect_usage_common(FILE *out, bool with_json)

@@ -72,6 +72,16 @@ enum {
  */
 int im_inspect_parse_option(struct im_inspect_args *args, int opt, char *arg);
 
+/*
+ * Parse the arguments of a command that takes only the common options and
+ * n_positional operands, which start at argv[optind] afterwards. usage
+ * prints the command's help.
+ * Return: 0 to run, 1 after --help, or -EINVAL after printing the problem.
+ */
+int im_inspect_parse_plain_args(int argc, char **argv, const char *command,
+				void (*usage)(FILE *out), struct im_inspect_args *args,
+				int n_positional);
+
 /* Print the help lines of the common options (--json only when the command
  * supports it) and the exit statuses. */
 void im_inspect_usage_common(FILE *out, bool with_json);

@@ -55,8 +55,8 @@ static const uint8_t *raw_at(const struct im_tar_reader *tr, struct span s)
 
 /*
  * Record an xattr. A later record for the same attribute replaces the
- * earlier one, and an empty value deletes it: pax gives an empty value that
- * meaning, and Go's archive/tar (so containerd and umoci) drops such a
+ * earlier one, and an empty value deletes it. pax gives an empty value that
+ * meaning, and Go's archive/tar (used by containerd and umoci) drops such a
  * record, so an attribute with an empty value never reaches the image.
  */
 static int add_xattr_ref(struct im_tar_reader *tr, struct span name, struct span value)

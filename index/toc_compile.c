@@ -775,8 +775,9 @@ static int compile_ordinary(struct compiler *c, const struct toc_entry *e,
 	char link[IM_PATH_MAX_LENGTH + 1];
 	struct im_entry entry = {
 		.type = type,
-		/* Linux gives every symlink mode 0777 whatever the tar header
-		 * says, and so do umoci and containerd when they unpack one. */
+		/* Linux gives every symlink mode 0777 whatever mode the tar
+		 * header stores, and so do umoci and containerd when they
+		 * unpack one. */
 		.mode = type == IM_ENTRY_SYMLINK ? 0777 : (uint32_t)(e->mode & 07777),
 		.uid = (uint32_t)e->uid,
 		.gid = (uint32_t)e->gid,
