@@ -72,9 +72,16 @@ static void cat_usage(FILE *out)
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */
 static int parse_cat_args(int argc, char **argv, struct cat_args *a)
 {
+	static const struct im_inspect_parser parser = {
+		.command = "cat",
+		.usage = cat_usage,
+		.short_options = "",
+		.min_operands = 2,
+		.max_operands = 2,
+	};
 	int r;
 
-	r = im_inspect_parse_plain_args(argc, argv, "cat", cat_usage, &a->common, 2);
+	r = im_inspect_parse_args(argc, argv, &parser, &a->common, NULL);
 	if (r != 0)
 		return r;
 	if (a->common.json) {

@@ -44,9 +44,16 @@ static void inspect_usage(FILE *out)
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */
 static int parse_inspect_args(int argc, char **argv, struct inspect_args *a)
 {
+	static const struct im_inspect_parser parser = {
+		.command = "inspect",
+		.usage = inspect_usage,
+		.short_options = "",
+		.min_operands = 1,
+		.max_operands = 1,
+	};
 	int r;
 
-	r = im_inspect_parse_plain_args(argc, argv, "inspect", inspect_usage, &a->common, 1);
+	r = im_inspect_parse_args(argc, argv, &parser, &a->common, NULL);
 	if (r != 0)
 		return r;
 	a->image = argv[optind];

@@ -98,56 +98,57 @@ static void ls_usage(FILE *out)
 	im_inspect_usage_common(out, true);
 }
 
+enum { OPT_LAYER = IM_INSPECT_OPT_FIRST_FREE };
+
+static int parse_ls_option(void *userdata, int opt, char *arg)
+{
+	struct ls_args *a = userdata;
+
+	switch (opt) {
+	case 'l':
+		a->long_format = true;
+		return 0;
+	case 'R':
+		a->recursive = true;
+		return 0;
+	case 'a':
+		a->all = true;
+		return 0;
+	case OPT_LAYER:
+		if (im_parse_u64(arg, &a->layer) < 0) {
+			fprintf(stderr, "imgmount: invalid --layer \"%s\": expected a layer "
+				"number, 0 for the bottom layer\n", arg);
+			return -EINVAL;
+		}
+		a->by_layer = true;
+		return 0;
+	default:
+		fprintf(stderr, "Run 'imgmount ls --help' for the options.\n");
+		return -EINVAL;
+	}
+}
+
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */
 static int parse_ls_args(int argc, char **argv, struct ls_args *a)
 {
-	enum { OPT_LAYER = IM_INSPECT_OPT_FIRST_FREE };
 	static const struct option options[] = {
-		IM_INSPECT_LONG_OPTIONS,
 		{ "layer", required_argument, NULL, OPT_LAYER },
 		{ NULL, 0, NULL, 0 },
 	};
-	int opt, r;
+	static const struct im_inspect_parser parser = {
+		.command = "ls",
+		.usage = ls_usage,
+		.short_options = "lRa",
+		.long_options = options,
+		.parse_option = parse_ls_option,
+		.min_operands = 1,
+		.max_operands = 2,
+	};
+	int r;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "lRavh", options, NULL)) != -1) {
-		r = im_inspect_parse_option(&a->common, opt, optarg);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			continue;
-
-		switch (opt) {
-		case 'l':
-			a->long_format = true;
-			break;
-		case 'R':
-			a->recursive = true;
-			break;
-		case 'a':
-			a->all = true;
-			break;
-		case OPT_LAYER:
-			if (im_parse_u64(optarg, &a->layer) < 0) {
-				fprintf(stderr, "imgmount: invalid --layer \"%s\": expected a layer "
-					"number, 0 for the bottom layer\n", optarg);
-				return -EINVAL;
-			}
-			a->by_layer = true;
-			break;
-		case 'h':
-			ls_usage(stdout);
-			return 1;
-		default:
-			fprintf(stderr, "Run 'imgmount ls --help' for the options.\n");
-			return -EINVAL;
-		}
-	}
-
-	if (argc - optind < 1 || argc - optind > 2) {
-		ls_usage(stderr);
-		return -EINVAL;
-	}
+	r = im_inspect_parse_args(argc, argv, &parser, &a->common, a);
+	if (r != 0)
+		return r;
 	a->image = argv[optind];
 	a->path = argc - optind == 2 ? argv[optind + 1] : "/";
 	return 0;

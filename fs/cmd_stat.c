@@ -51,41 +51,40 @@ static void stat_usage(FILE *out)
 	im_inspect_usage_common(out, true);
 }
 
+static int parse_stat_option(void *userdata, int opt, char *arg)
+{
+	struct stat_args *a = userdata;
+
+	(void)arg;
+	if (opt != 'L') {
+		fprintf(stderr, "Run 'imgmount stat --help' for the options.\n");
+		return -EINVAL;
+	}
+	a->dereference = true;
+	return 0;
+}
+
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */
 static int parse_stat_args(int argc, char **argv, struct stat_args *a)
 {
 	static const struct option options[] = {
-		IM_INSPECT_LONG_OPTIONS,
 		{ "dereference", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int opt, r;
+	static const struct im_inspect_parser parser = {
+		.command = "stat",
+		.usage = stat_usage,
+		.short_options = "L",
+		.long_options = options,
+		.parse_option = parse_stat_option,
+		.min_operands = 2,
+		.max_operands = 2,
+	};
+	int r;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "Lvh", options, NULL)) != -1) {
-		r = im_inspect_parse_option(&a->common, opt, optarg);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			continue;
-
-		switch (opt) {
-		case 'L':
-			a->dereference = true;
-			break;
-		case 'h':
-			stat_usage(stdout);
-			return 1;
-		default:
-			fprintf(stderr, "Run 'imgmount stat --help' for the options.\n");
-			return -EINVAL;
-		}
-	}
-
-	if (argc - optind != 2) {
-		stat_usage(stderr);
-		return -EINVAL;
-	}
+	r = im_inspect_parse_args(argc, argv, &parser, &a->common, a);
+	if (r != 0)
+		return r;
 	a->image = argv[optind];
 	a->path = argv[optind + 1];
 	return 0;

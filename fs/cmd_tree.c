@@ -63,47 +63,43 @@ static void tree_usage(FILE *out)
 	im_inspect_usage_common(out, true);
 }
 
+static int parse_tree_option(void *userdata, int opt, char *arg)
+{
+	struct tree_args *a = userdata;
+
+	switch (opt) {
+	case 'a':
+		a->all = true;
+		return 0;
+	case 'L':
+		if (im_parse_u64(arg, &a->max_depth) < 0 || a->max_depth == 0) {
+			fprintf(stderr, "imgmount: invalid -L \"%s\": expected a level of 1 "
+				"or more\n", arg);
+			return -EINVAL;
+		}
+		return 0;
+	default:
+		fprintf(stderr, "Run 'imgmount tree --help' for the options.\n");
+		return -EINVAL;
+	}
+}
+
 /* Return: 0 to run, 1 after --help, or -EINVAL after printing the problem. */
 static int parse_tree_args(int argc, char **argv, struct tree_args *a)
 {
-	static const struct option options[] = {
-		IM_INSPECT_LONG_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+	static const struct im_inspect_parser parser = {
+		.command = "tree",
+		.usage = tree_usage,
+		.short_options = "aL:",
+		.parse_option = parse_tree_option,
+		.min_operands = 1,
+		.max_operands = 2,
 	};
-	int opt, r;
+	int r;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "aL:vh", options, NULL)) != -1) {
-		r = im_inspect_parse_option(&a->common, opt, optarg);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			continue;
-
-		switch (opt) {
-		case 'a':
-			a->all = true;
-			break;
-		case 'L':
-			if (im_parse_u64(optarg, &a->max_depth) < 0 || a->max_depth == 0) {
-				fprintf(stderr, "imgmount: invalid -L \"%s\": expected a level of 1 "
-					"or more\n", optarg);
-				return -EINVAL;
-			}
-			break;
-		case 'h':
-			tree_usage(stdout);
-			return 1;
-		default:
-			fprintf(stderr, "Run 'imgmount tree --help' for the options.\n");
-			return -EINVAL;
-		}
-	}
-
-	if (argc - optind < 1 || argc - optind > 2) {
-		tree_usage(stderr);
-		return -EINVAL;
-	}
+	r = im_inspect_parse_args(argc, argv, &parser, &a->common, a);
+	if (r != 0)
+		return r;
 	a->image = argv[optind];
 	a->path = argc - optind == 2 ? argv[optind + 1] : "/";
 	return 0;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,18 +55,45 @@ int im_inspect_parse_option(struct im_inspect_args *args, int opt, char *arg)
 	}
 }
 
-int im_inspect_parse_plain_args(int argc, char **argv, const char *command,
-				void (*usage)(FILE *out), struct im_inspect_args *args,
-				int n_positional)
+/* The combined tables of getopt_long(): the common options first, then the
+ * command's. Return: 0, or -EINVAL when they do not fit (a programming
+ * error, reported as such). */
+static int merge_options(const struct im_inspect_parser *parser, struct option *longs,
+			 size_t n_longs, char *shorts, size_t shorts_size)
 {
-	static const struct option options[] = {
-		IM_INSPECT_LONG_OPTIONS,
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt, r;
+	static const struct option common[] = { IM_INSPECT_LONG_OPTIONS };
+	const size_t n_common = sizeof(common) / sizeof(common[0]);
+	size_t n = 0;
+
+	for (size_t i = 0; i < n_common; i++)
+		longs[n++] = common[i];
+	for (const struct option *o = parser->long_options; o && o->name; o++) {
+		if (n + 1 >= n_longs)
+			return -EINVAL;
+		longs[n++] = *o;
+	}
+	longs[n] = (struct option){ NULL, 0, NULL, 0 };
+
+	if (snprintf(shorts, shorts_size, "%svh", parser->short_options) >= (int)shorts_size)
+		return -EINVAL;
+	return 0;
+}
+
+int im_inspect_parse_args(int argc, char **argv, const struct im_inspect_parser *parser,
+			  struct im_inspect_args *args, void *userdata)
+{
+	struct option longs[32];
+	char shorts[32];
+	int n_operands, opt, r;
+
+	if (merge_options(parser, longs, sizeof(longs) / sizeof(longs[0]), shorts,
+			  sizeof(shorts)) < 0) {
+		fprintf(stderr, "imgmount %s: too many options for the parser\n", parser->command);
+		return -EINVAL;
+	}
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
 		r = im_inspect_parse_option(args, opt, optarg);
 		if (r < 0)
 			return r;
@@ -73,15 +101,22 @@ int im_inspect_parse_plain_args(int argc, char **argv, const char *command,
 			continue;
 
 		if (opt == 'h') {
-			usage(stdout);
+			parser->usage(stdout);
 			return 1;
 		}
-		fprintf(stderr, "Run 'imgmount %s --help' for the options.\n", command);
+		if (opt != '?' && parser->parse_option) {
+			r = parser->parse_option(userdata, opt, optarg);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		fprintf(stderr, "Run 'imgmount %s --help' for the options.\n", parser->command);
 		return -EINVAL;
 	}
 
-	if (argc - optind != n_positional) {
-		usage(stderr);
+	n_operands = argc - optind;
+	if (n_operands < parser->min_operands || n_operands > parser->max_operands) {
+		parser->usage(stderr);
 		return -EINVAL;
 	}
 	return 0;

@@ -72,15 +72,28 @@ enum {
  */
 int im_inspect_parse_option(struct im_inspect_args *args, int opt, char *arg);
 
+/* How one command's command line is parsed: the common options plus its
+ * own. The command's own options are handled by parse_option, which gets
+ * userdata, the getopt_long() value and its argument. */
+struct im_inspect_parser {
+	const char *command;                  /* "ls", for messages */
+	void (*usage)(FILE *out);             /* prints the command's help */
+	const char *short_options;            /* the command's own, "" for none */
+	const struct option *long_options;    /* its own, NULL-terminated, or NULL */
+	/* Return: 0 when handled, or -EINVAL after printing why. NULL when the
+	 * command has no options of its own. */
+	int (*parse_option)(void *userdata, int opt, char *arg);
+	int min_operands;
+	int max_operands;
+};
+
 /*
- * Parse the arguments of a command that takes only the common options and
- * n_positional operands, which start at argv[optind] afterwards. usage
- * prints the command's help.
+ * Parse argv with parser's options. The operands start at argv[optind]
+ * afterwards, and there are min_operands to max_operands of them.
  * Return: 0 to run, 1 after --help, or -EINVAL after printing the problem.
  */
-int im_inspect_parse_plain_args(int argc, char **argv, const char *command,
-				void (*usage)(FILE *out), struct im_inspect_args *args,
-				int n_positional);
+int im_inspect_parse_args(int argc, char **argv, const struct im_inspect_parser *parser,
+			  struct im_inspect_args *args, void *userdata);
 
 /* Print the help lines of the common options (--json only when the command
  * supports it) and the exit statuses. */
