@@ -48,6 +48,8 @@ struct convert_args {
 	const char *insecure_hosts[MAX_INSECURE_HOSTS];
 	size_t n_insecure_hosts;
 	const char *auth_file;      /* --authfile, or NULL for the default files */
+	const char *certs_dir;      /* --certs-dir, or NULL for IM_DEFAULT_CERTS_DIR */
+	const char *ca_file;        /* --ca-file, or NULL for the system's CAs */
 	struct im_convert_options options;
 };
 
@@ -82,6 +84,13 @@ static void usage(FILE *out)
 		"  --authfile FILE           registry credentials file (Docker config.json\n"
 		"                            format; default: the files that `mount --help`\n"
 		"                            lists), used for SOURCE and DEST\n"
+		"  --certs-dir DIR           containerd-style certs.d directory: DIR/HOST/\n"
+		"                            hosts.toml mirrors (tried before SOURCE's\n"
+		"                            registry for its manifests and layers), ca.crt,\n"
+		"                            client.cert and client.key (default:\n"
+		"                            " IM_DEFAULT_CERTS_DIR ")\n"
+		"  --ca-file FILE            PEM CA certificates to verify registries with,\n"
+		"                            instead of the system's\n"
 		"  -v, --debug               log every step\n"
 		"  -h, --help                show this help\n",
 		IM_CONVERT_DEFAULT_LEVEL);
@@ -95,6 +104,8 @@ static int parse_args(int argc, char **argv, struct convert_args *a)
 		{ "chunk-size", required_argument, NULL, 'c' },
 		{ "level", required_argument, NULL, 'l' },
 		{ "authfile", required_argument, NULL, 'a' },
+		{ "certs-dir", required_argument, NULL, 'C' },
+		{ "ca-file", required_argument, NULL, 'A' },
 		{ "debug", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -124,6 +135,12 @@ static int parse_args(int argc, char **argv, struct convert_args *a)
 			break;
 		case 'a':
 			a->auth_file = optarg;
+			break;
+		case 'C':
+			a->certs_dir = optarg;
+			break;
+		case 'A':
+			a->ca_file = optarg;
 			break;
 		case 'c':
 			if (im_parse_size(optarg, &a->options.chunk_size) < 0) {
@@ -178,17 +195,25 @@ static bool host_is_insecure(const struct convert_args *a, const char *host)
 	return false;
 }
 
-static int connect_registry(const struct convert_args *a, const char *host,
+/* Connect to the registry of ref with the same certs.d, CA and credential
+ * rules as mount, mirrors included. */
+static int connect_registry(const struct convert_args *a, const struct im_reference *ref,
 			    struct im_registry **ret)
 {
+	const char *host = ref->registry;
 	struct im_credentials creds;
 	struct im_registry_options opts = {
 		.plain_http = host_is_insecure(a, host),
 		.tls_verify = true,
+		.certs_dir = a->certs_dir ? a->certs_dir : IM_DEFAULT_CERTS_DIR,
+		.ca_file = a->ca_file,
+		.mirror_credentials = true,
+		.auth_file = a->auth_file,
+		.repository = ref->repository,
 	};
 	int r;
 
-	r = im_credentials_find(host, a->auth_file, &creds);
+	r = im_credentials_find_repository(host, ref->repository, a->auth_file, &creds);
 	if (r < 0)
 		return r;
 	opts.username = creds.username;
@@ -533,10 +558,10 @@ static int run(struct conversion *cv)
 {
 	int r;
 
-	r = connect_registry(cv->args, cv->src_ref.registry, &cv->src);
+	r = connect_registry(cv->args, &cv->src_ref, &cv->src);
 	if (r < 0)
 		return r;
-	r = connect_registry(cv->args, cv->dst_ref.registry, &cv->dst);
+	r = connect_registry(cv->args, &cv->dst_ref, &cv->dst);
 	if (r < 0)
 		return r;
 

@@ -60,10 +60,14 @@ static int connect_registry(struct im_image *img, const struct im_image_options 
 		.timeout_seconds = opts->read_timeout_seconds,
 		.certs_dir = opts->certs_dir ? opts->certs_dir : IM_DEFAULT_CERTS_DIR,
 		.ca_file = opts->ca_file,
+		.mirror_credentials = true,
+		.auth_file = opts->auth_file,
+		.repository = img->ref.repository,
 	};
 	int r;
 
-	r = im_credentials_find(img->ref.registry, opts->auth_file, &creds);
+	r = im_credentials_find_repository(img->ref.registry, img->ref.repository,
+					   opts->auth_file, &creds);
 	if (r < 0)
 		return r;
 	ropts.username = creds.username;

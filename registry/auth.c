@@ -467,12 +467,15 @@ out:
 static int use_basic(struct im_registry *r, const struct im_auth_credentials *sent)
 {
 	if (!r->username) {
-		im_err("registry \"%s\" requires a user name and password (basic auth); "
-		       "none were given", r->host);
+		im_err("registry \"%s\" requires a user name and password (basic auth), and no "
+		       "credentials file has an entry for it; run `podman login %s` or "
+		       "`docker login %s`, or pass --authfile FILE", r->host, r->host, r->host);
 		return -EACCES;
 	}
 	if (sent->basic) {
-		im_err("registry \"%s\" rejected the password of user \"%s\"", r->host, r->username);
+		im_err("registry \"%s\" rejected the password of user \"%s\"; fix its entry in "
+		       "the credentials file (--authfile, or the default files) or log in again",
+		       r->host, r->username);
 		return -EACCES;
 	}
 

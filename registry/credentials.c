@@ -56,7 +56,8 @@ static bool is_docker_hub(const char *host)
  * Whether a key of "auths" or "credHelpers" names host. Keys are "host",
  * "host:port" or a URL such as "https://index.docker.io/v1/", whose path is
  * ignored. A key with a path but no scheme ("quay.io/org", which
- * containers auth.json allows) names one namespace only and is not used.
+ * containers auth.json allows) names one namespace only: find_auths_entry()
+ * matches those.
  */
 static bool key_matches(const char *key, const char *host)
 {
@@ -68,7 +69,7 @@ static bool key_matches(const char *key, const char *host)
 	else if (strncmp(key, "http://", 7) == 0)
 		key += 7;
 	else if (strchr(key, '/'))
-		return false; /* TODO: namespace-scoped keys of containers auth.json */
+		return false;
 
 	len = strcspn(key, "/");
 	if (len == 0 || len >= sizeof(name))
@@ -94,6 +95,37 @@ static struct json_object *find_member(struct json_object *map, const char *host
 			return member;
 	}
 	return NULL;
+}
+
+/*
+ * Find the "auths" entry for repository on host, as Podman and skopeo do
+ * (containers-auth.json(5)). A key "host/NAMESPACE" names every repository
+ * under NAMESPACE. Keys are tried from "host/org/app" down to "host/org"
+ * and then the host's own key, so the longest match wins.
+ */
+static struct json_object *find_auths_entry(struct json_object *auths, const char *host,
+					    const char *repository)
+{
+	_cleanup_free_ char *key = NULL;
+	struct json_object *value;
+	size_t len;
+
+	if (!auths || !json_object_is_type(auths, json_type_object))
+		return NULL;
+	if (repository && repository[0] && asprintf(&key, "%s/%s", host, repository) < 0)
+		key = NULL;
+
+	/* Drop the last path component after each miss, down to "host/X". */
+	len = key ? strlen(key) : 0;
+	while (key && len > strlen(host) + 1) {
+		key[len] = '\0';
+		if (json_object_object_get_ex(auths, key, &value))
+			return value;
+		while (len > strlen(host) && key[len - 1] != '/')
+			len--;
+		len--;
+	}
+	return find_member(auths, host);
 }
 
 static int base64_value(char c)
@@ -250,7 +282,7 @@ static int run_helper(struct json_object *name, const char *path, const char *ho
 
 /* Look host up in one parsed file. Return 1, 0 or -errno as the caller does. */
 static int find_in_config(struct json_object *config, const char *path, const char *host,
-			  struct im_credentials *ret)
+			  const char *repository, struct im_credentials *ret)
 {
 	struct json_object *helpers = NULL, *auths = NULL, *store = NULL;
 	struct json_object *helper, *entry;
@@ -264,7 +296,7 @@ static int find_in_config(struct json_object *config, const char *path, const ch
 	if (helper)
 		return run_helper(helper, path, host, ret);
 
-	entry = find_member(auths, host);
+	entry = find_auths_entry(auths, host, repository);
 	if (entry) {
 		rc = parse_auths_entry(path, entry, ret);
 		if (rc != 0)
@@ -279,7 +311,7 @@ static int find_in_config(struct json_object *config, const char *path, const ch
 }
 
 static int find_in_file(const char *path, bool required, const char *host,
-			struct im_credentials *ret)
+			const char *repository, struct im_credentials *ret)
 {
 	struct json_object *config = NULL;
 	int rc;
@@ -288,7 +320,7 @@ static int find_in_file(const char *path, bool required, const char *host,
 	if (rc < 0 || !config)
 		return rc;
 
-	rc = find_in_config(config, path, host, ret);
+	rc = find_in_config(config, path, host, repository, ret);
 	json_object_put(config);
 	if (rc > 0 && !ret->source)
 		ret->source = strdup(path);
@@ -330,12 +362,18 @@ static void default_paths(char paths[3][PATH_MAX])
 
 int im_credentials_find(const char *host, const char *auth_file, struct im_credentials *ret)
 {
+	return im_credentials_find_repository(host, NULL, auth_file, ret);
+}
+
+int im_credentials_find_repository(const char *host, const char *repository,
+				   const char *auth_file, struct im_credentials *ret)
+{
 	char paths[3][PATH_MAX];
 	int rc;
 
 	*ret = (struct im_credentials){};
 	if (auth_file) {
-		rc = find_in_file(auth_file, true, host, ret);
+		rc = find_in_file(auth_file, true, host, repository, ret);
 		goto out;
 	}
 
@@ -343,7 +381,7 @@ int im_credentials_find(const char *host, const char *auth_file, struct im_crede
 	for (size_t i = 0; i < IM_ARRAY_SIZE(paths); i++) {
 		if (!paths[i][0])
 			continue;
-		rc = find_in_file(paths[i], false, host, ret);
+		rc = find_in_file(paths[i], false, host, repository, ret);
 		if (rc != 0)
 			goto out;
 	}

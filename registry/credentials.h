@@ -43,6 +43,16 @@ void im_credentials_clear(struct im_credentials *c);
 int im_credentials_find(const char *host, const char *auth_file, struct im_credentials *ret);
 
 /*
+ * Find credentials for repository ("org/app") on host, like
+ * im_credentials_find(), except that "auths" keys scoped to a namespace
+ * ("host/org/app", "host/org") also match, and the longest matching key
+ * wins over the host's own key, as in Podman's auth.json. Helpers are
+ * still chosen by host only. repository NULL looks up host keys only.
+ */
+int im_credentials_find_repository(const char *host, const char *repository,
+				   const char *auth_file, struct im_credentials *ret);
+
+/*
  * Run `docker-credential-NAME get` for server and parse its JSON output
  * ({"Username": ..., "Secret": ...}; the user "<token>" makes Secret an
  * identity token). Return: 1 with *ret filled, 0 when the helper has no

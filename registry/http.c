@@ -527,7 +527,9 @@ static int build_headers(const struct im_http_request *req,
 		r = append_header(ret, "Accept: %s", req->accept);
 	if (r == 0 && req->content_type)
 		r = append_header(ret, "Content-Type: %s", req->content_type);
-	if (r == 0 && req->has_range)
+	if (r == 0 && req->has_range && req->range_last == UINT64_MAX)
+		r = append_header(ret, "Range: bytes=%" PRIu64 "-", req->range_first);
+	else if (r == 0 && req->has_range)
 		r = append_header(ret, "Range: bytes=%" PRIu64 "-%" PRIu64,
 				  req->range_first, req->range_last);
 	if (r == 0 && creds->header) {
@@ -565,9 +567,10 @@ static void reset_transfer(struct transfer *t)
 	im_http_response_clear(t->resp);
 }
 
-/* Send the request once to t->url, within r's bound on requests in flight.
- * Return: 0 with *ret_code set, or -errno when the request could not be set
- * up or no slot came free before the deadline (-ETIMEDOUT). */
+/* Send the request once to t->url, within r's bound on requests in flight
+ * and after any hold a 429 set. Return: 0 with *ret_code set, or -errno
+ * when the request could not be set up, a hold lasts past the deadline
+ * (-EBUSY) or no slot came free before it (-ETIMEDOUT). */
 static int send_once(struct im_registry *r, struct transfer *t,
 		     const struct im_auth_credentials *creds, CURLcode *ret_code)
 {
@@ -592,10 +595,16 @@ static int send_once(struct im_registry *r, struct transfer *t,
 	}
 
 	rc = im_registry_slot_acquire(r, t->deadline_ns);
-	if (rc < 0) {
+	if (rc == -EBUSY) {
+		snprintf(t->cause, sizeof(t->cause),
+			 "%s asked clients to wait (HTTP 429 and Retry-After) past the read deadline",
+			 r->host);
+	} else if (rc < 0) {
 		snprintf(t->cause, sizeof(t->cause),
 			 "timed out waiting for one of the %u requests in flight to %s to end",
 			 r->max_in_flight, r->host);
+	}
+	if (rc < 0) {
 		curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
 		curl_slist_free_all(headers);
 		return rc;
@@ -890,7 +899,10 @@ static int exchange_redirects(struct im_registry *r, struct transfer *t, bool *r
 			im_debug("registry %s %s: HTTP %ld", req->method, shown, status);
 		}
 
-		if (status == 401 && !challenged && im_http_same_origin(r, t->url) &&
+		/* One challenge per exchange, plus one more when basic credentials
+		 * were sent, so that im_auth_challenge() can report them rejected.
+		 * It returns -EACCES then, so nothing is sent a third time. */
+		if (status == 401 && (!challenged || creds.basic) && im_http_same_origin(r, t->url) &&
 		    !(req->flags & IM_HTTP_TOKEN_REQUEST)) {
 			challenged = true;
 			rc = im_auth_challenge(r, req->scope, t->resp->www_authenticate, &creds);
@@ -940,6 +952,38 @@ static void sleep_ms(unsigned ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/*
+ * Milliseconds to wait before attempt + 1: Retry-After when the server
+ * sent one, else an exponential backoff shortened by up to 25% at random,
+ * so that readers that failed together do not retry together. The jitter
+ * only shortens the wait, so that every retry that fits in the deadline
+ * without jitter still fits.
+ */
+static unsigned retry_wait_ms(const struct im_http_response *resp, int attempt)
+{
+	unsigned backoff = BACKOFF_FIRST_MS << (attempt - 1);
+	uint64_t mixed;
+
+	if (resp->retry_after * 1000u > backoff)
+		return resp->retry_after * 1000u;
+
+	/* Any varying bits do: the jitter needs no quality, only spread. */
+	mixed = im_now_ns() * 0x9e3779b97f4a7c15ull;
+	return backoff - (unsigned)((mixed >> 40) % (backoff / 4 + 1));
+}
+
+/*
+ * A 429 limits the client, not the request: hold back every request to
+ * the host for the wait, so that other readers do not spend the quota
+ * while it lasts. A 503 starts a hold only when it carries Retry-After.
+ */
+static void hold_host(struct im_registry *r, const struct im_http_response *resp,
+		      unsigned wait_ms)
+{
+	if (resp->status == 429 || (resp->status == 503 && resp->retry_after > 0))
+		im_registry_hold_off(r, im_now_ns() + (uint64_t)wait_ms * 1000000u);
 }
 
 static void log_failure(const struct im_http_request *req, const struct transfer *t,
@@ -993,12 +1037,13 @@ int im_http_perform(struct im_registry *r, const struct im_http_request *req,
 
 		rc = exchange(r, t, &transient);
 		attempts = attempt;
-		if (rc == 0 || !transient || attempt == (int)r->max_attempts)
+		if (rc == 0 || !transient)
 			break;
 
-		wait_ms = BACKOFF_FIRST_MS << (attempt - 1);
-		if (resp->retry_after * 1000u > wait_ms)
-			wait_ms = resp->retry_after * 1000u;
+		wait_ms = retry_wait_ms(resp, attempt);
+		hold_host(r, resp, wait_ms);
+		if (attempt == (int)r->max_attempts)
+			break;
 		if (t->deadline_ns && im_now_ns() + (uint64_t)wait_ms * 1000000u >= t->deadline_ns) {
 			/* A retry could not finish in time: fail now rather than late. */
 			snprintf(t->cause + strlen(t->cause), sizeof(t->cause) - strlen(t->cause),

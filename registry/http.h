@@ -79,7 +79,7 @@ struct im_http_request {
 	const char *content_type;  /* request Content-Type, or NULL */
 	bool has_range;
 	uint64_t range_first;      /* inclusive byte positions */
-	uint64_t range_last;
+	uint64_t range_last;       /* UINT64_MAX: to the end ("bytes=FIRST-") */
 	unsigned flags;            /* IM_HTTP_* */
 	const struct im_http_sink *sink;     /* NULL discards the body */
 	const struct im_http_source *source; /* NULL sends no body */

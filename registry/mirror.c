@@ -10,6 +10,10 @@
  * return to the mirror within 8 s of its recovery. A 404 or 401/403 from a
  * mirror only falls through, because a mirror need not hold every
  * repository.
+ *
+ * A mirror is another server, so it never gets the registry's credentials.
+ * When the options ask for it, the credentials stored for the mirror's own
+ * host are looked up (registry/credentials.h) and used instead.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -19,6 +23,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "registry/credentials.h"
 #include "registry/hosts.h"
 #include "registry/registry_i.h"
 
@@ -58,14 +63,27 @@ static int setup_mirror(struct im_mirror *m, const struct im_host_config *h,
 		.timeout_seconds = opts->timeout_seconds,
 		.max_requests_per_host = opts->max_requests_per_host,
 	};
+	struct im_credentials creds = {};
 	int rc;
 
-	/* TODO: credentials for mirrors; they are reached anonymously (tokens
-	 * from an anonymous realm still work). */
 	rc = url_authority(h->url, &host);
-	if (rc == 0)
-		rc = im_registry_new_endpoint(host, h->url, h->override_path, &mirror_opts,
-					      &m->client);
+	if (rc < 0)
+		return rc;
+
+	if (opts->mirror_credentials) {
+		rc = im_credentials_find_repository(host, opts->repository, opts->auth_file, &creds);
+		/* The registry itself remains, so a mirror without usable
+		 * credentials is still tried, anonymously. */
+		if (rc < 0)
+			im_warn("no credentials for mirror \"%s\" (%s); trying it anonymously",
+				host, strerror(-rc));
+		mirror_opts.username = creds.username;
+		mirror_opts.password = creds.password;
+		mirror_opts.identity_token = creds.identity_token;
+	}
+
+	rc = im_registry_new_endpoint(host, h->url, h->override_path, &mirror_opts, &m->client);
+	im_credentials_clear(&creds);
 	if (rc < 0)
 		return rc;
 	m->client->max_attempts = 1;

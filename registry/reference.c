@@ -251,12 +251,23 @@ static int check_host(const char *text, const char *host)
 	return 0;
 }
 
-/* Whether the first path component names a registry rather than a repository. */
+/*
+ * Whether the first path component names a registry rather than a
+ * repository: it contains '.' or ':', is "localhost", or has an upper case
+ * letter. Repository paths must be lower case, so Docker's reference parser
+ * (distribution/reference, splitDockerDomain) reads "Foo/bar" as host
+ * "Foo", and so does this one.
+ */
 static bool is_host_component(const char *s, size_t len)
 {
 	if (len == strlen("localhost") && memcmp(s, "localhost", len) == 0)
 		return true;
-	return memchr(s, '.', len) || memchr(s, ':', len);
+	if (memchr(s, '.', len) || memchr(s, ':', len))
+		return true;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			return true;
+	return false;
 }
 
 /*

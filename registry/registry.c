@@ -632,41 +632,85 @@ int im_registry_get_blob_range(struct im_registry *r, const char *repo,
 	return get_blob_range_at(r, repo, blob, offset, len, buf);
 }
 
-/* State of a whole-blob download, fed by stream_data(). */
+/* State of a whole-blob download, fed by stream_data(). It may pass through
+ * several hosts: a mirror that fails part way is followed by the next host,
+ * which is asked for the rest with an open-ended Range. */
 struct blob_stream {
 	im_blob_sink_fn sink;
 	void *opaque;
 	struct im_sha256_ctx *sha;
 	uint64_t delivered;   /* bytes handed to sink */
+	uint64_t start;       /* delivered when the current request was sent */
+	uint64_t skipped;     /* bytes of a 200 body skipped up to start */
+	bool checked;         /* the status of the current response was checked */
+	int sink_error;       /* the sink's error, which ends the download */
 };
 
 static int stream_reset(void *opaque)
 {
 	struct blob_stream *bs = opaque;
 
-	/* NOTE: a retry after the sink has seen bytes would deliver them twice,
-	 * so such a download fails instead. A Range resume would avoid that. */
-	if (bs->delivered > 0)
+	/* NOTE: a retry on the same host after the sink has seen bytes of this
+	 * response would deliver them twice, so that retry fails instead and
+	 * only the next host (a mirror's fallback) resumes with a Range. */
+	if (bs->delivered > bs->start)
 		return -EIO;
-	im_sha256_reset(bs->sha);
+	if (bs->delivered == 0)
+		im_sha256_reset(bs->sha);
+	bs->skipped = 0;
+	bs->checked = false;
 	return 0;
+}
+
+/* A resumed download takes 206 from start, or 200 whose first start bytes
+ * are skipped. */
+static int stream_check(struct blob_stream *bs, const struct im_http_response *resp)
+{
+	uint64_t first;
+
+	bs->checked = true;
+	if (resp->status == 200)
+		return 0;
+	if (resp->status == 206 && bs->start > 0 && resp->content_range &&
+	    sscanf(resp->content_range, "bytes %" SCNu64 "-", &first) == 1 && first == bs->start)
+		return 0;
+	im_err("blob download failed: unexpected HTTP %ld (Content-Range \"%.80s\") "
+	       "for a download from byte %" PRIu64, resp->status,
+	       resp->content_range ? resp->content_range : "(none)", bs->start);
+	return -EIO;
 }
 
 static int stream_data(void *opaque, const struct im_http_response *resp,
 		       const void *data, size_t n)
 {
 	struct blob_stream *bs = opaque;
+	const uint8_t *p = data;
 	int rc;
 
-	if (resp->status != 200) {
-		im_err("blob download failed: unexpected HTTP %ld", resp->status);
-		return -EIO;
+	if (!bs->checked) {
+		rc = stream_check(bs, resp);
+		if (rc < 0)
+			return rc;
 	}
 
-	im_sha256_update(bs->sha, data, n);
-	rc = bs->sink(bs->opaque, data, n);
-	if (rc < 0)
+	if (resp->status == 200 && bs->skipped < bs->start) {
+		uint64_t skip = bs->start - bs->skipped;
+
+		if (skip > n)
+			skip = n;
+		bs->skipped += skip;
+		p += skip;
+		n -= (size_t)skip;
+		if (n == 0)
+			return 0;
+	}
+
+	im_sha256_update(bs->sha, p, n);
+	rc = bs->sink(bs->opaque, p, n);
+	if (rc < 0) {
+		bs->sink_error = rc;
 		return rc;
+	}
 	bs->delivered += n;
 	return 0;
 }
@@ -683,28 +727,24 @@ static int verify_blob(const struct im_digest *expected, const struct im_digest 
 	return -EBADMSG;
 }
 
-/* NOTE: whole-blob downloads (conversion) skip the mirrors, because a
- * stream that fails half way could not fall back without handing the sink
- * some bytes twice. */
-int im_registry_get_blob(struct im_registry *r, const char *repo,
-			 const struct im_digest *blob, im_blob_sink_fn sink,
-			 void *opaque)
+/* Stream the rest of the blob, from bs->delivered on, from one host. */
+static int get_blob_at(struct im_registry *r, const char *repo, const struct im_digest *blob,
+		       struct blob_stream *bs)
 {
 	_cleanup_free_ char *url = NULL;
 	_cleanup_free_ char *scope = NULL;
-	struct blob_stream bs = { .sink = sink, .opaque = opaque };
-	struct im_http_sink http_sink = { stream_reset, stream_data, &bs };
+	struct im_http_sink http_sink = { stream_reset, stream_data, bs };
 	struct im_http_request req = {
 		.method = "GET",
 		.flags = IM_HTTP_FOLLOW_REDIRECTS | IM_HTTP_STREAMING,
 		.sink = &http_sink,
+		.has_range = bs->delivered > 0,
+		.range_first = bs->delivered,
+		.range_last = UINT64_MAX,
 	};
 	struct im_http_response resp;
-	struct im_digest actual;
 	int rc;
 
-	if (!sink)
-		return -EINVAL;
 	rc = blob_url(r, repo, blob, &url);
 	if (rc == 0)
 		rc = im_registry_scope(repo, "pull", &scope);
@@ -713,12 +753,46 @@ int im_registry_get_blob(struct im_registry *r, const char *repo,
 	req.url = url;
 	req.scope = scope;
 
+	bs->start = bs->delivered;
+	if (bs->start > 0) {
+		char digest[IM_DIGEST_STRING_LEN];
+
+		im_digest_format(blob, digest);
+		im_info("resuming the download of blob %s at byte %" PRIu64 " from \"%s\"",
+			digest, bs->start, r->host);
+	}
+	rc = im_http_perform(r, &req, &resp);
+	im_http_response_clear(&resp);
+	return rc;
+}
+
+/* Mirrors are tried first, as for range reads. A mirror that fails part
+ * way costs nothing already received: the next host resumes the stream. */
+int im_registry_get_blob(struct im_registry *r, const char *repo,
+			 const struct im_digest *blob, im_blob_sink_fn sink,
+			 void *opaque)
+{
+	struct blob_stream bs = { .sink = sink, .opaque = opaque };
+	struct im_registry *mirror;
+	struct im_digest actual;
+	size_t i = 0;
+	int rc = -EIO;
+	bool done = false;
+
+	if (!sink)
+		return -EINVAL;
 	bs.sha = im_sha256_new();
 	if (!bs.sha)
 		return -ENOMEM;
 
-	rc = im_http_perform(r, &req, &resp);
-	im_http_response_clear(&resp);
+	while (!done && (mirror = im_mirror_next(r, &i, IM_HOST_PULL))) {
+		rc = get_blob_at(mirror, repo, blob, &bs);
+		im_mirror_report(r, i - 1, rc);
+		done = rc == 0 || bs.sink_error < 0;
+	}
+	if (!done)
+		rc = get_blob_at(r, repo, blob, &bs);
+
 	if (rc == 0) {
 		im_sha256_final(bs.sha, &actual);
 		rc = verify_blob(blob, &actual);

@@ -40,6 +40,14 @@ struct im_registry_options {
 	/* OAuth2 refresh token ("identitytoken" of a Docker config file),
 	 * exchanged at the token realm with grant_type=refresh_token; or NULL */
 	const char *identity_token;
+	/* Whether each hosts.toml mirror gets credentials of its own, found by
+	 * im_credentials_find_repository() for the mirror's host and
+	 * repository in auth_file (NULL: the default files). Mirrors never get
+	 * username, password or identity_token above; without this flag they
+	 * are reached anonymously. */
+	bool mirror_credentials;
+	const char *auth_file;
+	const char *repository;   /* for namespace-scoped keys, or NULL */
 	/* Deadline of one range read or small fetch, every retry included;
 	 * 0 means the default (30). Whole-blob streams only fail when no
 	 * byte arrives for this long. */

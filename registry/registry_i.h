@@ -56,6 +56,9 @@ struct im_registry {
 	pthread_cond_t slot_freed;
 	unsigned in_flight;      /* protected by slots_lock */
 	unsigned max_in_flight;  /* read-only after im_registry_new() */
+	/* im_now_ns() before which no request starts, after a 429 or 503 with
+	 * Retry-After; 0 for none. Protected by slots_lock. */
+	uint64_t hold_until_ns;
 	bool slots_ready;        /* slots_lock and slot_freed are initialized */
 
 	struct im_auth *auth;
@@ -79,12 +82,20 @@ int im_registry_new_endpoint(const char *host, const char *url, bool override_pa
 int im_registry_slots_init(struct im_registry *r, unsigned max_in_flight);
 void im_registry_slots_destroy(struct im_registry *r);
 /*
- * Wait for a free slot and take it. deadline_ns is an im_now_ns() time, or
- * 0 to wait without a limit. Return: 0, or -ETIMEDOUT when the deadline
- * passed first. Give the slot back with im_registry_slot_release().
+ * Wait for the end of a hold (see im_registry_hold_off()) and for a free
+ * slot, and take it. deadline_ns is an im_now_ns() time, or 0 to wait
+ * without a limit. Return: 0; -EBUSY when a hold lasts past the deadline;
+ * or -ETIMEDOUT when the deadline passed while waiting for a slot. Give
+ * the slot back with im_registry_slot_release().
  */
 int im_registry_slot_acquire(struct im_registry *r, uint64_t deadline_ns);
 void im_registry_slot_release(struct im_registry *r);
+/*
+ * Hold back every request to this host until until_ns (an im_now_ns()
+ * time), as a 429 with Retry-After requests. A later hold extends an earlier
+ * one, never shortens it.
+ */
+void im_registry_hold_off(struct im_registry *r, uint64_t until_ns);
 
 /* Mirrors (registry/mirror.c). */
 struct im_hosts;

@@ -7,6 +7,12 @@
  * only while libcurl performs one request, never across a backoff sleep or
  * a token fetch, so a token request cannot wait behind the reads that need
  * its token.
+ *
+ * After a 429 the whole host is held off, not only the request that got
+ * it. Some registries count rejected requests against the quota, so
+ * readers that each sent a request inside the penalty window could
+ * stretch it. During a hold, the only requests that reach the server are
+ * those already in flight when the 429 arrived.
  */
 #include <errno.h>
 #include <time.h>
@@ -47,20 +53,48 @@ void im_registry_slots_destroy(struct im_registry *r)
 	r->slots_ready = false;
 }
 
+static struct timespec to_timespec(uint64_t ns)
+{
+	return (struct timespec){
+		.tv_sec = (time_t)(ns / 1000000000u),
+		.tv_nsec = (long)(ns % 1000000000u),
+	};
+}
+
+/* Wait while a hold is in force. Called and returns with slots_lock held. */
+static int wait_for_hold(struct im_registry *r, uint64_t deadline_ns)
+{
+	uint64_t now = im_now_ns();
+
+	while (now < r->hold_until_ns) {
+		struct timespec until;
+
+		if (deadline_ns && deadline_ns <= r->hold_until_ns)
+			return -EBUSY;
+		/* slot_freed is also broadcast when the hold changes, so a
+		 * wakeup rechecks the current end of the hold. */
+		until = to_timespec(r->hold_until_ns);
+		pthread_cond_timedwait(&r->slot_freed, &r->slots_lock, &until);
+		now = im_now_ns();
+	}
+	return 0;
+}
+
 int im_registry_slot_acquire(struct im_registry *r, uint64_t deadline_ns)
 {
-	struct timespec until = {
-		.tv_sec = (time_t)(deadline_ns / 1000000000u),
-		.tv_nsec = (long)(deadline_ns % 1000000000u),
-	};
-	int rc = 0;
+	struct timespec until = to_timespec(deadline_ns);
+	int rc;
 
 	pthread_mutex_lock(&r->slots_lock);
-	while (r->in_flight >= r->max_in_flight && rc == 0) {
+	rc = wait_for_hold(r, deadline_ns);
+	while (rc == 0 && r->in_flight >= r->max_in_flight) {
 		if (deadline_ns == 0)
 			pthread_cond_wait(&r->slot_freed, &r->slots_lock);
 		else if (pthread_cond_timedwait(&r->slot_freed, &r->slots_lock, &until) == ETIMEDOUT)
 			rc = -ETIMEDOUT;
+		/* A 429 may have arrived while this thread waited for a slot. */
+		if (rc == 0)
+			rc = wait_for_hold(r, deadline_ns);
 	}
 	if (rc == 0)
 		r->in_flight++;
@@ -68,10 +102,22 @@ int im_registry_slot_acquire(struct im_registry *r, uint64_t deadline_ns)
 	return rc;
 }
 
+void im_registry_hold_off(struct im_registry *r, uint64_t until_ns)
+{
+	pthread_mutex_lock(&r->slots_lock);
+	if (until_ns > r->hold_until_ns) {
+		r->hold_until_ns = until_ns;
+		pthread_cond_broadcast(&r->slot_freed);
+	}
+	pthread_mutex_unlock(&r->slots_lock);
+}
+
 void im_registry_slot_release(struct im_registry *r)
 {
 	pthread_mutex_lock(&r->slots_lock);
 	r->in_flight--;
-	pthread_cond_signal(&r->slot_freed);
+	/* Broadcast, because threads waiting for a hold to end share the
+	 * condition variable and could take a signal meant for a slot waiter. */
+	pthread_cond_broadcast(&r->slot_freed);
 	pthread_mutex_unlock(&r->slots_lock);
 }

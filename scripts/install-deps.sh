@@ -13,6 +13,7 @@ PACKAGES="
 	libjson-c-dev zlib1g-dev
 	docker-registry skopeo umoci debootstrap debian-archive-keyring
 	attr libcap2-bin python3 curl ca-certificates
+	apache2-utils nginx-light openssl
 "
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -30,7 +31,9 @@ fi
 
 # --no-install-recommends keeps the install small. debian-archive-keyring
 # is listed because it is only a recommendation of debootstrap, which needs
-# it to verify the mirror's Release file.
+# it to verify the mirror's Release file. The tests use htpasswd from
+# apache2-utils for docker-registry's bcrypt password file, and
+# nginx-light as an HTTP/2 TLS front end.
 # shellcheck disable=SC2086 # PACKAGES is a word list on purpose
 if ! apt-get -qq install -y --no-install-recommends $PACKAGES >/dev/null; then
 	echo "install-deps.sh: apt-get install failed (its error is printed above); fix that and rerun this script" >&2

@@ -13,7 +13,8 @@ token endpoint of the Docker token protocol itself:
   * GET /token?service=...&scope=... returns
       {"token": T, "access_token": T, "expires_in": N, "issued_at": ...}
     granting the scopes asked for. With --user, the request needs matching
-    basic credentials, or it gets 401.
+    basic credentials, or it gets 401 (counted in credentials_rejected when
+    the request carried some other Authorization header).
   * GET /_stats returns counters as JSON: token_requests, tokens_rejected,
     proxied, faults, redirects, storage_requests, auth_leaks.
   * POST /_revoke discards every token issued, so that clients holding one
@@ -23,6 +24,10 @@ token endpoint of the Docker token protocol itself:
       {"status": 429, "status_count": N, "retry_after": 3 or null}
           respond to the next N blob GETs with that status (and
           Retry-After when not null) instead of forwarding them;
+      {"penalty_window": SECONDS, "retry_after": N}
+          a rate limit's penalty: from the first blob GET after this is
+          set, answer every blob GET for SECONDS with 429 and Retry-After:
+          N (counted in penalty_faults), then forward them again;
       {"cut_count": N, "cut_after": BYTES, "cut_mode": "reset" or "fin"}
           forward the next N blob GETs but close the connection after
           BYTES of the body, with a TCP reset or an orderly FIN, so the
@@ -44,7 +49,7 @@ token endpoint of the Docker token protocol itself:
       {"drop_content_type": true}
           forward 206 responses without their Content-Type header
           (counted in untyped_responses).
-    Counters of these: status_faults, cuts, stalled.
+    Counters of these: status_faults, cuts, stalled, penalty_faults.
   * Every blob GET is counted in blob_gets. A Range header with more than
     one range gets 416 and counts in multi_range_requests: imgmount only
     sends single ranges.
@@ -54,6 +59,8 @@ Options:
   --port N              port to listen on; 0 (the default) picks a free one
   --service NAME        service in challenges (default: imgmount-test)
   --token-expiry SEC    lifetime of tokens, in seconds (default: 60)
+  --omit-expires-in     leave expires_in out of token responses, so clients
+                        must assume the token protocol's default of 60 s
   --user NAME           require basic credentials on /token ...
   --password TEXT       ... with this password
   --identity-token TEXT also issue tokens for a form POST to /token with
@@ -117,13 +124,14 @@ class State:
             "storage_requests", "auth_leaks", "oauth_requests", "blob_gets",
             "multi_range_requests", "status_faults", "cuts", "stalled", "expired_urls",
             "delayed", "whole_responses", "untyped_responses",
-            "delayed_at_once_max")}
+            "delayed_at_once_max", "credentials_rejected", "penalty_faults")}
         self.delayed_now = 0
         self.whole_blobs_sent = set()
         self.faults = {"status": 0, "status_count": 0, "retry_after": None,
                        "cut_count": 0, "cut_after": 0, "cut_mode": "reset",
                        "stall": False, "delay": 0, "whole_first_range": False,
-                       "drop_content_type": False}
+                       "drop_content_type": False, "penalty_window": 0}
+        self.penalty_ends = None  # time.monotonic() when the window closes
         self.stall_released = threading.Condition(self.lock)
         self.port = 0
         self.storage_port = 0
@@ -139,11 +147,20 @@ class State:
                 if key not in self.faults:
                     raise ValueError(f"unknown fault {key!r}")
                 self.faults[key] = value
+            if "penalty_window" in changes:
+                self.penalty_ends = None
             self.stall_released.notify_all()
 
     def take_status_fault(self):
         """Return (status, retry_after) for a blob GET to fail, or None."""
         with self.lock:
+            if self.faults["penalty_window"]:
+                now = time.monotonic()
+                if self.penalty_ends is None:
+                    self.penalty_ends = now + self.faults["penalty_window"]
+                if now < self.penalty_ends:
+                    self.counters["penalty_faults"] += 1
+                    return 429, self.faults["retry_after"]
             if self.faults["status_count"] <= 0:
                 return None
             self.faults["status_count"] -= 1
@@ -334,6 +351,8 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             expected = "Basic " + base64.b64encode(
                 ("%s:%s" % (args.user, args.password or "")).encode()).decode()
             if self.headers.get("Authorization") != expected:
+                if self.headers.get("Authorization"):
+                    self.state.count("credentials_rejected")
                 self.send_json(401, {"errors": [{"code": "UNAUTHORIZED"}]},
                                [("WWW-Authenticate", 'Basic realm="token"')])
                 return
@@ -342,9 +361,11 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.send_json(400, {"errors": [{"code": "DENIED", "message": "unknown service"}]})
             return
         token = self.state.issue(parse_scopes(query.get("scope", [])))
-        self.send_json(200, {"token": token, "access_token": token,
-                             "expires_in": args.token_expiry,
-                             "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        body = {"token": token, "access_token": token, "expires_in": args.token_expiry,
+                "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if args.omit_expires_in:
+            del body["expires_in"]
+        self.send_json(200, body)
 
     def challenge(self, repository, action):
         args = self.state.args
@@ -549,6 +570,7 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--service", default="imgmount-test")
     parser.add_argument("--token-expiry", type=int, default=60)
+    parser.add_argument("--omit-expires-in", action="store_true")
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--identity-token")

@@ -17,6 +17,7 @@ below follow from those two numbers.
 import hashlib
 import json
 import os
+import sys
 import time
 import unittest
 import urllib.request
@@ -25,9 +26,14 @@ from images import catalog
 from lib import procs
 from lib.case import IntegrationCase, timeout
 from test_token_auth import AuthProxy
+from test_token_expiry import PACED_READER
 
 FILE_SIZE = 8 << 20
 MAX_ATTEMPTS = 4
+PENALTY_SECONDS = 2
+PENALTY_READERS = 16
+PENALTY_READ_INTERVAL = 0.1
+PENALTY_PIECE_LENGTH = 4096
 
 
 def expected_sha256(index):
@@ -196,6 +202,44 @@ class RegistryFaultTest(IntegrationCase):
         self.assertEqual(after["verify_failures"], 0)
 
         self.assert_reads_correctly(daemon, 1)
+
+    @timeout(180)
+    def test_429_window_holds_back_all_readers(self):
+        proxy = self.start_proxy()
+        daemon = self.mount_through(proxy)
+        before = daemon.stats()
+
+        # From the first blob GET on, the proxy responds 429 with
+        # Retry-After: 2 for 2 s. Reader i starts at i * 0.1 s, so 16
+        # readers start inside the window, each at a chunk 2 MiB from any
+        # other (well past the fetcher's read-ahead).
+        self.set_faults(proxy, penalty_window=PENALTY_SECONDS, retry_after=PENALTY_SECONDS)
+        pieces = [(i % 4, (i // 4) * (2 << 20)) for i in range(PENALTY_READERS)]
+        paths = [[f"/data/blob{index}.bin", offset] for index, offset in pieces]
+        start = time.monotonic()
+        result = procs.run([sys.executable, "-c", PACED_READER, daemon.mountpoint,
+                            str(PENALTY_PIECE_LENGTH), str(PENALTY_READ_INTERVAL)],
+                           timeout=120, input=json.dumps(paths).encode())
+        elapsed = time.monotonic() - start
+        outputs = json.loads(result.stdout)
+
+        for (index, offset), output in zip(pieces, outputs):
+            data = catalog.random_bytes(FILE_SIZE, index)[offset:offset + PENALTY_PIECE_LENGTH]
+            self.assertEqual(output, hashlib.sha256(data).hexdigest(),
+                             f"blob{index}.bin at {offset}")
+
+        # Only requests already in flight when the first 429 arrived reach
+        # the proxy inside the window: not one per reader, let alone one
+        # per reader per retry.
+        counters = proxy.stats()
+        self.assertGreaterEqual(counters["penalty_faults"], 1)
+        self.assertLessEqual(counters["penalty_faults"], 3,
+                             f"{counters['penalty_faults']} requests inside the window")
+        self.assertGreaterEqual(elapsed, PENALTY_SECONDS)
+        after = daemon.stats()
+        self.assertGreaterEqual(after["registry_retries"] - before["registry_retries"], 1)
+        self.assertEqual(after["fuse_read_errors"], before["fuse_read_errors"])
+        self.assertEqual(after["verify_failures"], 0)
 
     def test_503_burst_is_retried(self):
         proxy = self.start_proxy()

@@ -9,11 +9,15 @@ then counts the blob GETs each proxy served. registry/mirror.c skips a
 failed mirror for 1 s, doubling per failure up to 8 s.
 """
 
+import base64
 import hashlib
+import json
 import os
 import time
+import urllib.request
 
 from images import catalog
+from lib import mount
 from lib.case import IntegrationCase, timeout
 from test_token_auth import AuthProxy
 
@@ -59,6 +63,111 @@ class RegistryMirrorTest(IntegrationCase):
 
     def assert_reads(self, daemon, index):
         self.assertEqual(self.read_sha256(daemon, index), expected_sha256(index))
+
+    def write_authfile(self, entries):
+        """Write an auth.json with an "auths" entry per (host, user, password)."""
+        auths = {host: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+                 for host, user, password in entries}
+        path = self.path("auth.json")
+        with open(path, "w") as stream:
+            json.dump({"auths": auths}, stream)
+        os.chmod(path, 0o600)
+        return path
+
+    def mirror_with_auth(self):
+        """An origin and a mirror that each want their own user on /token."""
+        origin = self.start_proxy_with_auth("origin-user", "origin-password")
+        mirror = self.start_proxy_with_auth("mirror-user", "mirror-password")
+        certs = self.write_hosts_toml(origin, f"""
+[host."http://{mirror.host}"]
+  capabilities = ["pull"]
+""")
+        return origin, mirror, certs
+
+    def start_proxy_with_auth(self, user, password):
+        proxy = AuthProxy(self.registry.port, "--user", user, "--password", password).start()
+        self.addCleanup(proxy.stop)
+        return proxy
+
+    def test_mirror_uses_its_own_credentials(self):
+        origin, mirror, certs = self.mirror_with_auth()
+        authfile = self.write_authfile([(origin.host, "origin-user", "origin-password"),
+                                        (mirror.host, "mirror-user", "mirror-password")])
+        daemon = self.mount_image(f"{origin.host}/{self.converted_path()}",
+                                  extra_args=["--certs-dir", certs, "--authfile", authfile])
+        self.assert_reads(daemon, 0)
+
+        mirror_stats = mirror.stats()
+        self.assertGreater(mirror_stats["blob_gets"], 0)
+        self.assertGreaterEqual(mirror_stats["token_requests"], 1)
+        self.assertEqual(mirror_stats["credentials_rejected"], 0)
+        self.assertEqual(origin.stats()["blob_gets"], 0)
+        self.assertEqual(daemon.stats()["fuse_read_errors"], 0)
+        self.assertNotIn("mirror-password", daemon.log())
+
+    def test_mirror_never_gets_origin_credentials(self):
+        # Only the origin has an entry, so the mirror is asked anonymously,
+        # refuses, and every read falls back to the origin.
+        origin, mirror, certs = self.mirror_with_auth()
+        authfile = self.write_authfile([(origin.host, "origin-user", "origin-password")])
+        daemon = self.mount_image(f"{origin.host}/{self.converted_path()}",
+                                  extra_args=["--certs-dir", certs, "--authfile", authfile])
+        self.assert_reads(daemon, 1)
+
+        mirror_stats = mirror.stats()
+        self.assertGreaterEqual(mirror_stats["token_requests"], 1)
+        self.assertEqual(mirror_stats["credentials_rejected"], 0,
+                         "the origin's credentials were sent to the mirror")
+        self.assertEqual(mirror_stats["blob_gets"], 0)
+        self.assertGreater(origin.stats()["blob_gets"], 0)
+        self.assertEqual(daemon.stats()["fuse_read_errors"], 0)
+
+    def convert_through(self, origin, certs, dest_tag):
+        """Convert lazy-large, named through origin, with --certs-dir certs;
+        return (new manifest digest, convert's stderr)."""
+        pushed = self.push_image("lazy-large", "gzip")
+        self.converted_path()
+        result = mount.run_imgmount(
+            ["convert", "--certs-dir", certs, f"{origin.host}/{pushed.repo}:{pushed.tag}",
+             f"{self.registry.host}/{pushed.repo}:{dest_tag}"], timeout=600)
+        return result.stdout.decode().strip(), result.stderr.decode(errors="replace")
+
+    def test_convert_downloads_from_mirror(self):
+        origin = self.start_proxy()
+        mirror = self.start_proxy()
+        certs = self.write_hosts_toml(origin, f"""
+[host."http://{mirror.host}"]
+  capabilities = ["pull", "resolve"]
+""")
+        digest, _ = self.convert_through(origin, certs, "via-mirror")
+
+        # Conversion is deterministic, so the result equals the class's.
+        self.assertEqual(digest, self.converted_path().split("@", 1)[1])
+        self.assertGreater(mirror.stats()["blob_gets"], 0)
+        self.assertEqual(origin.stats()["blob_gets"], 0)
+        self.assertEqual(origin.stats()["proxied"], 0)
+
+    def test_convert_resumes_at_origin_after_mirror_cut(self):
+        origin = self.start_proxy()
+        mirror = self.start_proxy()
+        certs = self.write_hosts_toml(origin, f"""
+[host."http://{mirror.host}"]
+  capabilities = ["pull", "resolve"]
+""")
+        # Every blob GET from the mirror ends after 1 MiB with a FIN. The
+        # layer of four 8 MiB random files is far larger than that.
+        request = urllib.request.Request(
+            f"http://{mirror.host}/_faults", method="POST",
+            data=json.dumps({"cut_count": 100, "cut_after": 1 << 20,
+                             "cut_mode": "fin"}).encode())
+        urllib.request.urlopen(request, timeout=30).close()
+
+        digest, stderr = self.convert_through(origin, certs, "via-cut-mirror")
+        self.assertEqual(digest, self.converted_path().split("@", 1)[1])
+        self.assertGreater(mirror.stats()["cuts"], 0)
+        self.assertGreater(origin.stats()["blob_gets"], 0)
+        self.assertRegex(stderr, r"resuming the download of blob sha256:[0-9a-f]{64} "
+                                 r"at byte [1-9][0-9]* from \"" + origin.host)
 
     def test_pull_mirror_serves_digest_reads(self):
         origin = self.start_proxy()

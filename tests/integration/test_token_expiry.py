@@ -114,6 +114,34 @@ class TokenExpiryTest(IntegrationCase):
         self.assertGreaterEqual(tokens, 2, message)
         self.assertLessEqual(tokens, int(lifetimes) + 2, message)
 
+    @timeout(240)
+    def test_token_without_expires_in_lasts_60_s(self):
+        # The token protocol's default lifetime is 60 s, so the client
+        # renews at 54 s (a tenth before the end). The proxy's tokens stay
+        # valid for 63 s, so the renewal must come before any 401.
+        proxy = AuthProxy(self.registry.port, "--omit-expires-in",
+                          "--token-expiry", "63").start()
+        self.addCleanup(proxy.stop)
+        daemon = self.mount_image(f"{proxy.host}/{self.converted_path()}")
+        self.read_pieces(daemon, [(0, 0)], 0)
+        start = time.monotonic()
+        before = proxy.stats()
+
+        # Half way through the lifetime the token is still used.
+        time.sleep(30)
+        self.read_pieces(daemon, [(1, 0)], 0)
+        middle = proxy.stats()
+        self.assertEqual(middle["token_requests"], before["token_requests"])
+        self.assertGreater(middle["blob_gets"], before["blob_gets"])
+
+        # Past 54 s it is renewed once, before it expires.
+        time.sleep(max(0.0, 56 - (time.monotonic() - start)))
+        self.read_pieces(daemon, [(2, 0)], 0)
+        after = proxy.stats()
+        self.assertEqual(after["token_requests"] - before["token_requests"], 1)
+        self.assertEqual(after["tokens_rejected"], before["tokens_rejected"])
+        self.assertEqual(daemon.stats()["fuse_read_errors"], 0)
+
     @timeout(180)
     def test_concurrent_reads_at_expiry_share_token(self):
         proxy, daemon = self.mount_with_short_tokens()

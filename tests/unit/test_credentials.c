@@ -84,6 +84,53 @@ static void test_url_keys_and_docker_hub(void)
 	CHECK_INT(im_credentials_find("quay.example", path, &c), 0);
 }
 
+/* Base64 of "NAME:pw", for the table below. */
+#define AUTH_HOST "aG9zdDpwdw=="   /* host:pw */
+#define AUTH_ORG "b3JnOnB3"        /* org:pw */
+#define AUTH_APP "YXBwOnB3"        /* app:pw */
+
+static void check_user(const char *host, const char *repository, const char *path,
+		       const char *expected)
+{
+	struct im_credentials c;
+
+	fprintf(stderr, "  %s/%s\n", host, repository ? repository : "(none)");
+	if (!expected) {
+		CHECK_INT(im_credentials_find_repository(host, repository, path, &c), 0);
+		return;
+	}
+	CHECK_INT(im_credentials_find_repository(host, repository, path, &c), 1);
+	CHECK_STR(c.username, expected);
+	im_credentials_clear(&c);
+}
+
+static void test_namespace_keys(void)
+{
+	const char *path = config(
+		"{\"auths\": {"
+		"\"r.example:5000\": {\"auth\": \"" AUTH_HOST "\"},"
+		"\"r.example:5000/org\": {\"auth\": \"" AUTH_ORG "\"},"
+		"\"r.example:5000/org/team/app\": {\"auth\": \"" AUTH_APP "\"},"
+		"\"ns.example/org\": {\"auth\": \"" AUTH_ORG "\"}}}");
+
+	/* The longest key that covers the repository wins. */
+	check_user("r.example:5000", "org/team/app", path, "app");
+	check_user("r.example:5000", "org/team/other", path, "org");
+	check_user("r.example:5000", "org/app", path, "org");
+	check_user("r.example:5000", "org", path, "org");
+	check_user("r.example:5000", "other/app", path, "host");
+	check_user("r.example:5000", NULL, path, "host");
+
+	/* A key matches whole path components only: "org" does not cover "orgx". */
+	check_user("r.example:5000", "orgx/app", path, "host");
+	check_user("r.example:5000", "org/team/application", path, "org");
+
+	/* Namespace keys never cover another namespace or the bare host. */
+	check_user("ns.example", "org/app", path, "org");
+	check_user("ns.example", "other/app", path, NULL);
+	check_user("ns.example", NULL, path, NULL);
+}
+
 static void test_identity_token(void)
 {
 	struct im_credentials c;
@@ -211,6 +258,7 @@ int main(void)
 
 	RUN_TEST(test_auth_member_base64);
 	RUN_TEST(test_url_keys_and_docker_hub);
+	RUN_TEST(test_namespace_keys);
 	RUN_TEST(test_identity_token);
 	RUN_TEST(test_invalid_files);
 	RUN_TEST(test_default_search_order);

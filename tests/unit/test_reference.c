@@ -70,6 +70,9 @@ static const struct valid_case valid_cases[] = {
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
 	/* One component without "." or ":" is a repository, not a host. */
 	{ "foo/bar", "docker.io", "foo/bar", "latest", false, "docker.io/foo/bar:latest" },
+	/* An upper case letter makes the first component a host, as in Docker. */
+	{ "Foo/bar", "Foo", "bar", "latest", false, "Foo/bar:latest" },
+	{ "MyRegistry/org/app:1", "MyRegistry", "org/app", "1", false, "MyRegistry/org/app:1" },
 };
 
 static void test_valid_references(void)
@@ -121,7 +124,9 @@ static const struct invalid_case invalid_cases[] = {
 	{ "http://x.io/app", "a reference has no scheme, remove \"http://\"" },
 	{ "https://localhost:5000/app:1", "remove \"https://\"" },
 	{ "docker://debian", "remove \"docker://\"" },
-	{ "Foo/bar", "repository component \"Foo\" must be lowercase" },
+	{ "Foo/Bar", "repository component \"Bar\" must be lowercase" },
+	{ "Foo_x/bar", "registry host \"Foo_x\" is not a valid host name" },
+	{ "Debian", "repository component \"Debian\" must be lowercase" },
 	{ "debian/Sid", "repository component \"Sid\" must be lowercase" },
 	{ "x.io/App:1", "repository component \"App\" must be lowercase" },
 	{ "localhost:5000/", "missing repository name" },

@@ -175,14 +175,17 @@ def write_layout(layout, layers, compression, tag="latest"):
                  [d["mediaType"] for d in descriptors])
 
 
-def push_layout(layout, source_tag, registry_host, repo, tag, timeout=600):
+def push_layout(layout, source_tag, registry_host, repo, tag, timeout=600,
+                dest_creds=None):
     """Copy layout:source_tag to REGISTRY/REPO:TAG with skopeo.
 
     --preserve-digests makes skopeo fail instead of recompressing a layer
-    or rewriting the manifest.
+    or rewriting the manifest. dest_creds is "USER:PASSWORD" for a registry
+    with basic auth.
     """
+    creds = ["--dest-creds", dest_creds] if dest_creds else []
     procs.run(["skopeo", "copy", "--quiet", "--preserve-digests",
-               "--dest-tls-verify=false", f"oci:{layout}:{source_tag}",
+               "--dest-tls-verify=false", *creds, f"oci:{layout}:{source_tag}",
                f"docker://{registry_host}/{repo}:{tag}"], timeout)
 
 

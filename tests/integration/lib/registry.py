@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """A private docker-registry (CNCF distribution 2.8) on 127.0.0.1.
 
-The registry stores blobs under a temporary directory, has no auth, and
-writes an access log line per request in the Apache combined format to its
+The registry stores blobs under a temporary directory, has no auth
+unless an htpasswd file is given (then every request needs basic
+credentials that the file lists), and writes an access log line per request in the Apache combined format to its
 stdout, which goes to registry.log next to the storage. Tests read that log
 to count blob GETs and the bytes sent for them, and find a blob's data file
 in the storage to tamper with it.
@@ -36,6 +37,14 @@ http:
   addr: 127.0.0.1:{port}
 """
 
+# The password file contains bcrypt entries, made by `htpasswd -B`.
+HTPASSWD_AUTH = """\
+auth:
+  htpasswd:
+    realm: imgmount-test
+    path: {path}
+"""
+
 # 127.0.0.1 - - [02/Jan/2024:10:00:00 +0000] "GET /v2/x/blobs/sha256:.. HTTP/1.1" 206 1024 "" "ua"
 _ACCESS_LINE = re.compile(
     rb'^\S+ \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" '
@@ -65,8 +74,9 @@ class AccessEntry:
 class Registry:
     """A running docker-registry; use start() and stop(), or the context."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, htpasswd=None):
         self.workdir = os.fspath(workdir)
+        self.htpasswd = htpasswd
         self.root = os.path.join(self.workdir, "storage")
         self.log_path = os.path.join(self.workdir, "registry.log")
         self.process = None
@@ -102,6 +112,8 @@ class Registry:
         config_path = os.path.join(self.workdir, "config.yml")
         with open(config_path, "w", encoding="utf-8") as stream:
             stream.write(CONFIG.format(root=self.root, port=self.port))
+            if self.htpasswd:
+                stream.write(HTPASSWD_AUTH.format(path=self.htpasswd))
 
         log = open(self.log_path, "ab")
         try:
@@ -129,6 +141,9 @@ class Registry:
             with urllib.request.urlopen(f"http://{self.host}/v2/",
                                         timeout=2) as response:
                 return response.status == 200
+        except urllib.error.HTTPError as error:
+            # With htpasswd auth a running registry responds 401.
+            return self.htpasswd is not None and error.code == 401
         except (urllib.error.URLError, ConnectionError, OSError):
             return False
 
