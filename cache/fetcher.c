@@ -2,7 +2,8 @@
 /*
  * The fetch scheduler. One im_fetcher_read() call goes through these steps:
  *   1. zero chunks are filled, and the memory cache (if set) and then the
- *      chunk store are tried for the rest;
+ *      chunk store are tried for the rest. If a requested chunk is still
+ *      missing, the caller's on_miss runs;
  *   2. each chunk still missing joins the single-flight table, which makes
  *      this call the chunk's owner or a waiter on another call's fetch;
  *   3. each owned chunk's cross-process lock is tried. A chunk that
@@ -55,16 +56,29 @@
  * start then pays about one round trip per MiB instead of one per chunk. */
 #define EXTEND_MAX_BYTES (1u << 20)
 
-/* Largest compressed bytes of one background range request, so that an
- * on-demand read waiting on a prefetched chunk waits for a short fetch. */
-#define PREFETCH_RUN_MAX_BYTES (2u << 20)
+/* Largest span of one background range request, so that an on-demand
+ * read waiting on a prefetched chunk waits for a short fetch, and a large
+ * prefetch is spread over several workers. */
+#define PREFETCH_RUN_MAX_BYTES (512u << 10)
+
+/* Largest hole between two chunks that one background range request
+ * spans. Between the files of one directory, a zstd:chunked layer contains
+ * the next file's tar header frame of usually a few hundred compressed
+ * bytes, and fetching it costs less than a round trip of its own. */
+#define PREFETCH_GAP_MAX_BYTES (16u << 10)
 
 /* Largest uncompressed bytes of optional chunks in one call, which bounds
  * its scratch buffer. A chunk past it is left to a later read. */
 #define OPTIONAL_MAX_BYTES (32u << 20)
 
-/* Prefetch worker threads. Each waits on the network most of the time. */
-#define PREFETCH_THREADS 2
+/* Prefetch worker threads, so at most this many background requests are
+ * in flight. Each waits on the network most of the time. Four leave most
+ * of a host's default 16 request slots (registry/registry.h) to on-demand
+ * reads.
+ * NOTE: with 8 workers, test_registry_http2.py saw 49 connections for 59
+ * requests, because the registry client keeps only a few idle connections
+ * and closes the rest. More workers need a larger connection cache. */
+#define PREFETCH_THREADS 4
 
 /* Largest compressed range accepted for one chunk: twice the largest chunk,
  * far above zstd's worst-case expansion, so that a bad index cannot make
@@ -520,6 +534,22 @@ static bool ranges_adjacent(const struct im_chunk *a, const struct im_chunk *b)
 }
 
 /*
+ * Whether chunk b can join a background run that starts at run_offset and
+ * ends with chunk a: b starts at or after a's end, at most
+ * PREFETCH_GAP_MAX_BYTES later, and the run then spans at most
+ * PREFETCH_RUN_MAX_BYTES. The chunks were checked by check_chunk().
+ */
+static bool joins_prefetch_run(uint64_t run_offset, const struct im_chunk *a,
+			       const struct im_chunk *b)
+{
+	uint64_t a_end = a->blob_offset + a->blob_length;
+
+	return b->blob_offset >= a_end &&
+	       b->blob_offset - a_end <= PREFETCH_GAP_MAX_BYTES &&
+	       b->blob_offset + b->blob_length - run_offset <= PREFETCH_RUN_MAX_BYTES;
+}
+
+/*
  * Claim optional slot i without waiting: try its cross-process lock, then
  * the store, then a new flight. The memory cache is not consulted. A chunk
  * in it is normally in the store too, and fetching it again wastes bytes
@@ -706,9 +736,19 @@ static size_t count_optional(const struct im_blob_ref *blob, const struct im_chu
 	return i;
 }
 
-int im_fetcher_read_extended(struct im_fetcher *f, const struct im_blob_ref *blob,
-			     const struct im_chunk *chunks, size_t n, size_t n_next,
-			     void *buf)
+/* Return true when some requested chunk was found neither in memory nor
+ * in the store. */
+static bool any_missing(const struct read_call *call)
+{
+	for (size_t i = 0; i < call->n; i++)
+		if (call->slots[i].state == SLOT_MISSING)
+			return true;
+	return false;
+}
+
+int im_fetcher_read_on_miss(struct im_fetcher *f, const struct im_blob_ref *blob,
+			    const struct im_chunk *chunks, size_t n, size_t n_next,
+			    void *buf, im_fetcher_miss_fn *on_miss, void *context)
 {
 	_cleanup_free_ struct slot *slots = NULL;
 	_cleanup_free_ uint8_t *scratch = NULL;
@@ -747,6 +787,8 @@ int im_fetcher_read_extended(struct im_fetcher *f, const struct im_blob_ref *blo
 	};
 	read_local(&call);
 	place_optional(&call);
+	if (on_miss && any_missing(&call))
+		on_miss(context);
 	join_flights(&call);
 	fetch_owned(&call);
 	copy_duplicates(&call);
@@ -758,6 +800,13 @@ int im_fetcher_read_extended(struct im_fetcher *f, const struct im_blob_ref *blo
 	return 0;
 }
 
+int im_fetcher_read_extended(struct im_fetcher *f, const struct im_blob_ref *blob,
+			     const struct im_chunk *chunks, size_t n, size_t n_next,
+			     void *buf)
+{
+	return im_fetcher_read_on_miss(f, blob, chunks, n, n_next, buf, NULL, NULL);
+}
+
 int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
 		    const struct im_chunk *chunks, size_t n, void *buf)
 {
@@ -765,8 +814,9 @@ int im_fetcher_read(struct im_fetcher *f, const struct im_blob_ref *blob,
 }
 
 /*
- * Fetch the missing, unclaimed chunks of chunks[0..n) in runs of adjacent
- * compressed ranges, on a prefetch worker. Every chunk is optional, so
+ * Fetch the missing, unclaimed chunks of chunks[0..n) on a prefetch worker,
+ * in runs that joins_prefetch_run() allows. A run spans the holes between
+ * its chunks, and those bytes are discarded. Every chunk is optional, so
  * nothing here waits for another fetch.
  */
 static void prefetch_job(void *context, const struct im_blob_ref *blob,
@@ -778,7 +828,7 @@ static void prefetch_job(void *context, const struct im_blob_ref *blob,
 	_cleanup_free_ size_t *idx = NULL;
 	struct read_call call;
 	size_t count = 0, scratch_bytes;
-	uint64_t run_length = 0;
+	uint64_t run_offset = 0;
 
 	n = count_optional(blob, chunks, n, &scratch_bytes);
 	if (n == 0)
@@ -801,27 +851,31 @@ static void prefetch_job(void *context, const struct im_blob_ref *blob,
 
 	for (size_t i = 0; i < n; i++) {
 		const struct im_chunk *c = &chunks[i];
-		bool joins = count > 0 && ranges_adjacent(&chunks[idx[count - 1]], c) &&
-			     run_length + c->blob_length <= PREFETCH_RUN_MAX_BYTES;
+		bool joins = count > 0 && joins_prefetch_run(run_offset, &chunks[idx[count - 1]], c);
 
 		/* Fetch the current run before claiming a chunk it cannot take,
 		 * so that no flight is held longer than its own fetch. */
 		if (count > 0 && !joins) {
-			fetch_run(&call, idx, count, run_length);
+			const struct im_chunk *last = &chunks[idx[count - 1]];
+
+			fetch_run(&call, idx, count, last->blob_offset + last->blob_length - run_offset);
 			count = 0;
-			run_length = 0;
 		}
 		if (!claim_optional(&call, i))
 			continue;
+		if (count == 0)
+			run_offset = c->blob_offset;
 		idx[count++] = i;
-		run_length += c->blob_length;
 	}
-	if (count > 0)
-		fetch_run(&call, idx, count, run_length);
+	if (count > 0) {
+		const struct im_chunk *last = &chunks[idx[count - 1]];
+
+		fetch_run(&call, idx, count, last->blob_offset + last->blob_length - run_offset);
+	}
 }
 
-int im_fetcher_prefetch(struct im_fetcher *f, const struct im_blob_ref *blob,
-			const struct im_chunk *chunks, size_t n)
+/* Start the prefetch workers on first use. Return: the pool, or NULL. */
+static struct im_prefetch_pool *prefetch_pool(struct im_fetcher *f)
 {
 	struct im_prefetch_pool *pool;
 	int r = 0;
@@ -831,11 +885,39 @@ int im_fetcher_prefetch(struct im_fetcher *f, const struct im_blob_ref *blob,
 		r = im_prefetch_pool_new(PREFETCH_THREADS, prefetch_job, f, &f->prefetch);
 	pool = f->prefetch;
 	pthread_mutex_unlock(&f->prefetch_lock);
-	if (r < 0)
-		return r;
+	return r < 0 ? NULL : pool;
+}
 
-	r = im_prefetch_pool_submit(pool, blob, chunks, n);
-	if (r == -EAGAIN)
-		im_debug("prefetch queue full: dropped a read-ahead of %zu chunks", n);
+int im_fetcher_prefetch(struct im_fetcher *f, const struct im_blob_ref *blob,
+			const struct im_chunk *chunks, size_t n)
+{
+	struct im_prefetch_pool *pool = prefetch_pool(f);
+	size_t dropped = 0;
+	int r = 0;
+
+	if (!pool)
+		return -ENOMEM;
+
+	/* One job per prospective run, so that the workers fetch the runs of
+	 * one large request in parallel. Chunks that are cached or being
+	 * fetched when a job runs split its run further. */
+	for (size_t start = 0, end; start < n; start = end) {
+		int job_r;
+
+		for (end = start + 1; end < n; end++) {
+			if (check_chunk(blob, &chunks[end - 1]) || check_chunk(blob, &chunks[end]) ||
+			    !joins_prefetch_run(chunks[start].blob_offset, &chunks[end - 1],
+						&chunks[end]))
+				break;
+		}
+		job_r = im_prefetch_pool_submit(pool, blob, chunks + start, end - start);
+		if (job_r == -EAGAIN)
+			dropped += end - start;
+		if (job_r < 0 && r == 0)
+			r = job_r;
+	}
+
+	if (dropped > 0)
+		im_debug("prefetch queue full: dropped %zu of %zu chunks", dropped, n);
 	return r;
 }

@@ -63,12 +63,28 @@ int im_fetcher_read_extended(struct im_fetcher *f, const struct im_blob_ref *blo
 			     const struct im_chunk *chunks, size_t n, size_t n_next,
 			     void *buf);
 
+/* Called by im_fetcher_read_on_miss() on the reading thread. */
+typedef void im_fetcher_miss_fn(void *context);
+
+/*
+ * Like im_fetcher_read_extended(), and call on_miss(context) once when a
+ * requested chunk is in neither the memory cache nor the store, before
+ * anything is fetched. Prefetch that on_miss queues then runs while this
+ * read waits for its own fetch.
+ */
+int im_fetcher_read_on_miss(struct im_fetcher *f, const struct im_blob_ref *blob,
+			    const struct im_chunk *chunks, size_t n, size_t n_next,
+			    void *buf, im_fetcher_miss_fn *on_miss, void *context);
+
 /*
  * Queue a background fetch of those chunks[0..n) that are missing and not
- * being fetched, in range requests of adjacent chunks. Return at once; the
- * chunks are copied and *blob's pointers are borrowed until
- * im_fetcher_free(). Return: 0, -EAGAIN when the queue is full and the
- * request was dropped, or -ENOMEM.
+ * being fetched. Chunks in blob order whose compressed ranges are at most
+ * 16 KiB apart go out in one range request of up to 512 KiB, and the
+ * requests run in parallel on up to 4 worker threads. A read that needs a
+ * chunk being prefetched waits for that request instead of sending its
+ * own. Return at once; the chunks are copied and *blob's pointers are
+ * borrowed until im_fetcher_free(). Return: 0, -EAGAIN when the queue is
+ * full and some of the chunks were dropped, or -ENOMEM.
  */
 int im_fetcher_prefetch(struct im_fetcher *f, const struct im_blob_ref *blob,
 			const struct im_chunk *chunks, size_t n);

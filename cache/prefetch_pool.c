@@ -13,9 +13,10 @@
 
 #include "common/log.h"
 
-/* Queued jobs beyond this are dropped. A job is one read-ahead window of
- * at most a few MiB, so the queue has room for the next windows of a few streams. */
-#define QUEUE_MAX 16
+/* Queued jobs beyond this are dropped. A job spans at most 512 KiB of a
+ * blob, so the queue has room for the next 8 MiB read-ahead windows of a
+ * few streams, or for the files that several cold directories queue. */
+#define QUEUE_MAX 128
 
 /* Upper bound on worker threads, so a bad argument cannot exhaust them. */
 #define THREADS_MAX 16

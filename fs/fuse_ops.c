@@ -9,6 +9,7 @@
  * cache entries, attributes, negative lookups and symlink targets for a day.
  */
 #include "fs/fuse_ops.h"
+#include "fs/miss_prefetch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -75,7 +76,7 @@ int im_fuse_fill_attr(const struct im_tree *t, fuse_ino_t ino, struct stat *st)
 
 static void im_ll_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	const struct im_daemon_config *cfg = userdata;
 
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
@@ -89,6 +90,15 @@ static void im_ll_init(void *userdata, struct fuse_conn_info *conn)
 	/* conn->max_readahead arrives set to the kernel's offer, so leaving it
 	 * unchanged requests all of it. */
 	conn->time_gran = 1;
+
+	/* Without its state, prefetch on a miss is off and reads still work. */
+	im_miss_prefetch_init(cfg);
+}
+
+static void im_ll_destroy(void *userdata)
+{
+	(void)userdata;
+	im_miss_prefetch_free();
 }
 
 static void im_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -324,6 +334,7 @@ static void im_ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offs
 
 const struct fuse_lowlevel_ops im_ll_ops = {
 	.init = im_ll_init,
+	.destroy = im_ll_destroy,
 	.lookup = im_ll_lookup,
 	.forget = im_ll_forget,
 	.forget_multi = im_ll_forget_multi,

@@ -8,11 +8,13 @@
  * and the reply carries the requested slice. Files are opened with keep_cache,
  * because their bytes never change while the mount lives.
  *
- * Fewer round trips on a cold start come from two places. Each read passes
- * the file's following chunks to the fetcher, which adds the missing ones
- * to its range request up to about 1 MiB. Each open file also tracks
+ * Fewer round trips on a cold start come from three places. Each read
+ * passes the file's following chunks to the fetcher, which adds the missing
+ * ones to its range request up to about 1 MiB. Each open file also tracks
  * whether its reads are sequential, and then queues read-ahead of a window
- * that doubles from 1 MiB to 8 MiB, fetched in the background.
+ * that doubles from 1 MiB to 8 MiB, fetched in the background. And the
+ * first read of a file that misses queues the rest of the file and files
+ * of the same kind in its directory (fs/miss_prefetch.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,7 @@
 #include "common/stats.h"
 #include "common/util.h"
 #include "fs/fuse_ops.h"
+#include "fs/miss_prefetch.h"
 
 /* Following chunks passed to the fetcher with a read. The fetcher takes
  * them up to 1 MiB compressed, so this only bounds the array. */
@@ -202,14 +205,31 @@ static size_t collect_following(const struct im_layer_index *idx, const struct i
 	return n;
 }
 
+/* The file a read is for, and the bytes it requests, for on_miss(). */
+struct read_target {
+	const struct im_daemon_config *cfg;
+	uint64_t ino;
+	const struct im_tree_node *node;
+	const struct im_entry *e;
+	uint64_t fetch_start;
+	uint64_t fetch_end;
+};
+
+static void on_miss(void *context)
+{
+	const struct read_target *t = context;
+
+	im_miss_prefetch_queue(t->cfg, t->ino, t->node, t->e, t->fetch_start, t->fetch_end);
+}
+
 /*
- * Read [off, end) of a regular file into a new buffer through the fetcher.
- * The buffer starts at the first covering chunk's file_offset, so the bytes
- * asked for begin at *ret_skip.
+ * Read [off, end) of regular file ino into a new buffer through the
+ * fetcher. The buffer starts at the first covering chunk's file_offset, so
+ * the bytes asked for begin at *ret_skip.
  */
-static int read_range(const struct im_daemon_config *cfg, const struct im_tree_node *node,
-		      const struct im_entry *e, uint64_t off, uint64_t end,
-		      char **ret_buf, size_t *ret_skip)
+static int read_range(const struct im_daemon_config *cfg, uint64_t ino,
+		      const struct im_tree_node *node, const struct im_entry *e,
+		      uint64_t off, uint64_t end, char **ret_buf, size_t *ret_skip)
 {
 	const struct im_mount_layer *layer = &cfg->layers[node->layer];
 	struct im_chunk *chunks = NULL;
@@ -237,7 +257,16 @@ static int read_range(const struct im_daemon_config *cfg, const struct im_tree_n
 		goto out;
 	n_next = collect_following(layer->index, e, first + (uint32_t)n, chunks + n);
 
-	r = im_fetcher_read_extended(cfg->fetcher, &layer->blob, chunks, n, n_next, buf);
+	struct read_target target = {
+		.cfg = cfg,
+		.ino = ino,
+		.node = node,
+		.e = e,
+		.fetch_start = chunks[0].file_offset,
+		.fetch_end = chunks[n - 1].file_offset + chunks[n - 1].length,
+	};
+	r = im_fetcher_read_on_miss(cfg->fetcher, &layer->blob, chunks, n, n_next, buf,
+				    on_miss, &target);
 	if (r < 0)
 		goto out;
 
@@ -365,7 +394,7 @@ void im_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	end = e.size - (uint64_t)off < size ? e.size : (uint64_t)off + size;
 
-	r = read_range(cfg, &node, &e, (uint64_t)off, end, &buf, &skip);
+	r = read_range(cfg, ino, &node, &e, (uint64_t)off, end, &buf, &skip);
 	if (r < 0)
 		goto fail;
 
