@@ -11,8 +11,9 @@
  * Layout under the cache directory:
  *   chunks/AB/ABCDEF...   one file per chunk (AB = first two hex digits)
  *   index/HEX.idx         compiled layer indexes, keyed by TOC digest
+ *   index/HEX.manifest    manifests, keyed by digest (manifest_cache.h)
  *   tmp/                  files being written
- *   locks/ABCDEF...       per-chunk fetch locks (chunk_lock.c)
+ *   locks/chunks          per-chunk fetch locks, one byte each (chunk_lock.c)
  *   pins/                 indexes in use by running daemons (cache_pins.h)
  *   lock                  flock(2) held by the one process deleting files
  *
@@ -63,8 +64,8 @@ const char *im_chunk_store_dir(const struct im_chunk_store *s);
 int im_chunk_store_set_limit(struct im_chunk_store *s, uint64_t max_bytes);
 
 /*
- * Take the cross-process fetch lock of one chunk (flock(2) on
- * locks/<hex>), so that daemons sharing the cache fetch a chunk once. With
+ * Take the cross-process fetch lock of one chunk (a byte lock in
+ * locks/chunks), so that daemons sharing the cache fetch a chunk once. With
  * wait false, return -EWOULDBLOCK when another process holds it.
  * Return: a lock fd for im_chunk_store_unlock_chunk(), or -errno.
  */
