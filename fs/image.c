@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "cache/manifest_cache.h"
 #include "common/util.h"
 #include "index/toc.h"
 #include "registry/credentials.h"
@@ -79,18 +80,36 @@ static int connect_registry(struct im_image *img, const struct im_image_options 
 	return r;
 }
 
-/* Fetch the manifest named by reference (a tag or a digest string). */
+/*
+ * Get the manifest named by reference (a tag or a digest string). One named
+ * by digest comes from the cache when it was fetched before, so a remount
+ * needs no registry; every fetched manifest is verified by the registry
+ * client and then cached by its digest.
+ */
 static int get_manifest(struct im_image *img, const char *reference,
 			uint8_t **body, size_t *len, char **media_type,
 			struct im_digest *digest)
 {
 	int r;
 
+	if (im_digest_parse(reference, digest) == 0) {
+		r = im_manifest_cache_get(img->store, digest, body, len, media_type);
+		if (r == 0) {
+			im_debug("manifest %s of %s/%s read from the cache", reference,
+				 img->ref.registry, img->ref.repository);
+			return 0;
+		}
+	}
+
 	r = im_registry_get_manifest(img->registry, img->ref.repository, reference,
 				     body, len, media_type, digest);
 	if (r < 0)
 		return im_log_errno(r, "fetching manifest \"%s\" of %s/%s failed",
 				    reference, img->ref.registry, img->ref.repository);
+
+	r = im_manifest_cache_put(img->store, digest, *body, *len, *media_type);
+	if (r < 0)
+		im_debug("caching manifest %s failed: %s", reference, strerror(-r));
 	return 0;
 }
 

@@ -149,3 +149,28 @@ class RegistryCredentialsTest(IntegrationCase):
                            "the read was served by the page cache, not the daemon")
         self.assertEqual(after["fuse_read_errors"], before["fuse_read_errors"])
         self.assertEqual(after["registry_requests"], before["registry_requests"])
+
+    def test_restart_without_registry_or_credentials_serves_cached_files(self):
+        proxy = AuthProxy(self.registry.port, "--user", USER, "--password", PASSWORD).start()
+        self.addCleanup(proxy.stop)
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        authfile = self.write_json("auth.json", {"auths": {proxy.host: {"auth": auth}}})
+        daemon = self.assert_mount_reads(proxy, "--authfile", authfile)
+        cache_dir = daemon.cache_dir
+        daemon.stop()
+
+        # The daemon restarts by digest after the registry and the
+        # credentials are gone: the manifest and the compiled indexes come
+        # from the cache, so the mount starts and cached files read.
+        proxy.stop()
+        os.unlink(authfile)
+        restarted = self.mount_image(f"{proxy.host}/{self.image_path()}", cache_dir=cache_dir)
+        self.assertEqual(self.read_text(restarted.mountpoint, PROBE_FILE), PROBE_TEXT)
+        stats = restarted.stats()
+        self.assertEqual(stats["registry_requests"], 0)
+        self.assertEqual(stats["fuse_read_errors"], 0)
+
+        # A file never read needs the registry: EIO for that file only.
+        result = self.probe_one(restarted.mountpoint, "read", "/file-over-dir")
+        self.assertEqual(result.get("errno"), "EIO")
+        self.assertEqual(self.read_text(restarted.mountpoint, PROBE_FILE), PROBE_TEXT)
