@@ -16,6 +16,14 @@
 /* Largest readdir buffer allocated, whatever size the request names. */
 #define READDIR_BUFFER_MAX (1u << 20)
 
+/* Set once in init, before the first request, and only read afterwards. */
+static bool zero_message_opendir;
+
+void im_fuse_dir_init(struct fuse_conn_info *conn)
+{
+	zero_message_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
+}
+
 void im_ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	const struct im_daemon_config *cfg = im_fuse_config(req);
@@ -27,6 +35,15 @@ void im_ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -ENOTDIR;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
+		return;
+	}
+
+	/* Listings keep no per-open state. ENOSYS tells a kernel that supports
+	 * it to open directories itself from now on, with the listing cached
+	 * and kept (its defaults then), which saves an OPENDIR and a
+	 * RELEASEDIR round trip per directory in a walk of the tree. */
+	if (zero_message_opendir) {
+		fuse_reply_err(req, ENOSYS);
 		return;
 	}
 

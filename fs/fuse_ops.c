@@ -90,6 +90,7 @@ static void im_ll_init(void *userdata, struct fuse_conn_info *conn)
 	/* conn->max_readahead arrives set to the kernel's offer, so leaving it
 	 * unchanged requests all of it. */
 	conn->time_gran = 1;
+	im_fuse_dir_init(conn);
 
 	/* Without its state, prefetch on a miss is off and reads still work. */
 	im_miss_prefetch_init(cfg);

@@ -39,6 +39,8 @@ void im_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void im_ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
+/* Record what the kernel offers for directories; call from init. */
+void im_fuse_dir_init(struct fuse_conn_info *conn);
 void im_ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void im_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		   struct fuse_file_info *fi);
