@@ -14,6 +14,7 @@ PACKAGES="
 	docker-registry skopeo umoci debootstrap debian-archive-keyring
 	attr libcap2-bin python3 curl ca-certificates
 	apache2-utils nginx-light openssl
+	containerd runc stargz-snapshotter fio iproute2 python3-matplotlib
 "
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -33,7 +34,9 @@ fi
 # is listed because it is only a recommendation of debootstrap, which needs
 # it to verify the mirror's Release file. The tests use htpasswd from
 # apache2-utils for docker-registry's bcrypt password file, and
-# nginx-light as an HTTP/2 TLS front end.
+# nginx-light as an HTTP/2 TLS front end. The last line is bench/run's:
+# the peers it measures (containerd, runc, ctr-remote from
+# stargz-snapshotter), fio, ip and tc, and matplotlib for its plots.
 # shellcheck disable=SC2086 # PACKAGES is a word list on purpose
 if ! apt-get -qq install -y --no-install-recommends $PACKAGES >/dev/null; then
 	echo "install-deps.sh: apt-get install failed (its error is printed above); fix that and rerun this script" >&2
