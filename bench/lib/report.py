@@ -366,20 +366,33 @@ def git_commit():
     return commit
 
 
+def _other_records(path):
+    """Lines that point to the other RESULTS*.md files next to path."""
+    others = sorted(p.name for p in path.parent.glob("RESULTS*.md") if p.name != path.name)
+    if not others:
+        return []
+    return ["Other recorded runs: " + ", ".join(f"[{name}]({name})" for name in others)
+            + ".", ""]
+
+
 def write_results_md(path, summary, targets, plots, meta):
     """Write RESULTS.md and copy the plots to results/ next to it.
 
     `meta` contains "command", "date", "link" (a description) and
     "cache_dir"."""
     path = Path(path)
+    # RESULTS.md owns results/; another record (--record-to) gets its own
+    # subdirectory, so that recording it keeps the main run's plots.
     plots_dir = path.parent / "results"
-    plots_dir.mkdir(exist_ok=True)
+    if path.name != "RESULTS.md":
+        plots_dir = plots_dir / path.stem
+    plots_dir.mkdir(parents=True, exist_ok=True)
     for old in plots_dir.glob("*.png"):
         old.unlink()
     copied = []
     for plot in plots:
         shutil.copy(plot, plots_dir / Path(plot).name)
-        copied.append(f"results/{Path(plot).name}")
+        copied.append(str((plots_dir / Path(plot).name).relative_to(path.parent)))
 
     machine = machine_info(meta["cache_dir"])
     text = [
@@ -391,6 +404,7 @@ def write_results_md(path, summary, targets, plots, meta):
         "workload. Link bytes are the bytes that crossed the benchmark link "
         "towards this host during the measurement.",
         "",
+        *_other_records(path),
         "## Run",
         "",
         f"- command: `{meta['command']}`",
