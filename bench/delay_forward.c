@@ -499,12 +499,20 @@ static int pump_pair(struct forwarder *fw, struct pair *pair)
 		return pair->error;
 
 	for (int d = 0; d < 2; d++) {
-		r = read_side(fw, pair, d);
-		if (r < 0)
-			return r;
-		r = write_side(fw, pair, d, now_ns());
-		if (r < 0)
-			return r;
+		const struct direction *dir = &pair->dir[d];
+
+		/* Read again while a write made room below the limit: reading
+		 * stopped at the limit with data still in the socket, and
+		 * edge-triggered epoll will not report that data again. */
+		do {
+			r = read_side(fw, pair, d);
+			if (r < 0)
+				return r;
+			r = write_side(fw, pair, d, now_ns());
+			if (r < 0)
+				return r;
+		} while (dir->readable && !dir->eof && dir->queued < QUEUE_LIMIT_BYTES &&
+			 pair->error == 0);
 	}
 	return pair->dir[0].shut && pair->dir[1].shut;
 }

@@ -117,8 +117,11 @@ def stopwatch():
 def unmount(path):
     """Unmount a FUSE or kernel mount, lazily if it is busy. Never raises."""
     for argv in (["fusermount3", "-u", "-z", str(path)], ["umount", "-l", str(path)]):
-        if subprocess.run(argv, capture_output=True, timeout=30).returncode == 0:
-            return
+        try:
+            if subprocess.run(argv, capture_output=True, timeout=30).returncode == 0:
+                return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def is_mounted(path):
@@ -136,10 +139,22 @@ def imgmount_mount(ctx, ref, mountpoint, cache_dir, *options):
     run([ctx.imgmount, "mount", "--cache-dir", str(cache_dir),
          "--insecure-registry", registry_host, *options, ref, str(mountpoint)],
         timeout=300)
+    pid = daemon_pid(mountpoint)
     try:
-        yield daemon_pid(mountpoint)
+        yield pid
     finally:
         unmount(mountpoint)
+        if pid is not None:
+            wait_for_exit(pid)
+
+
+def wait_for_exit(pid, timeout=30):
+    """Wait until process `pid` is gone, so that the next mount at the same
+    place neither finds its control socket live nor shares the machine with
+    it. Gives up after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def daemon_pid(mountpoint):

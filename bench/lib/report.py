@@ -260,17 +260,23 @@ def evaluate_targets(summary, rate_mbit):
             "cold python start at most half of stargz-snapshotter's time",
             "stargz peer did not run (needs --stargz-grpc PATH)", None))
 
-    workload = imgmount_cold["extra"].get("workload_bytes") if imgmount_cold else None
-    if imgmount_cold and workload and imgmount_cold["link_bytes"] is not None:
-        ratio = imgmount_cold["link_bytes"] / workload
+    # Both sides uncompressed: the chunks fetched (bytes_from_network of
+    # imgmount stats) against what the workload reads from a local tree.
+    # The link bytes are compressed and would flatter the ratio.
+    extra = imgmount_cold["extra"] if imgmount_cold else {}
+    workload, fetched = extra.get("workload_bytes"), extra.get("fetched_bytes")
+    if workload and fetched:
+        ratio = fetched / workload
         targets.append(_target(
             "bytes fetched at most 1.2x the bytes the workload reads with "
-            "default readahead",
-            f"{ratio:.2f}x ({format_bytes(imgmount_cold['link_bytes'])} fetched, "
+            "default readahead (both uncompressed)",
+            f"{ratio:.2f}x ({format_bytes(fetched)} of chunks fetched, "
+            f"{format_bytes(imgmount_cold['link_bytes'])} on the link, "
             f"{format_bytes(workload)} read)", ratio <= 1.2))
     else:
         targets.append(_target("bytes fetched at most 1.2x the bytes read",
-                               "no cold imgmount start with workload_bytes", None))
+                               f"no cold imgmount start on image {start_image} "
+                               "with both byte counts", None))
 
     targets += _metadata_targets(summary)
     targets += _seqread_targets(summary, rate_mbit)
@@ -402,7 +408,9 @@ def write_results_md(path, summary, targets, plots, meta):
         "are better. The ratio is a line's median divided by the fastest "
         "median among the lines with the same scenario, image, state and "
         "workload. Link bytes are the bytes that crossed the benchmark link "
-        "towards this host during the measurement.",
+        "towards this host during the measurement. In randread, seconds are "
+        "the time 1,000,000 reads take at the measured IOPS (fio runs for "
+        "a fixed time).",
         "",
         *_other_records(path),
         "## Run",

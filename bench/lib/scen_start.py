@@ -230,7 +230,8 @@ def _imgmount(ctx, image, argv, work, rep, extra):
         rows.append(common.row(NAME, image, fmt, "imgmount", state, rep,
                                seconds, link_bytes=link_bytes,
                                mount_seconds=stats["mount_seconds"],
-                               registry_bytes=stats["registry_bytes"], **extra))
+                               registry_bytes=stats["registry_bytes"],
+                               fetched_bytes=stats["fetched_bytes"], **extra))
     return rows
 
 
@@ -245,20 +246,23 @@ def _mount_and_run(ctx, ref, mountpoint, cache, argv):
         _chroot(mountpoint, argv)
         seconds = time.monotonic() - start
         link_bytes = ctx.link.rx_bytes() - rx_before
-        registry_bytes = _registry_bytes(ctx, mountpoint)
+        registry_bytes = _stat(ctx, mountpoint, "registry_bytes")
+        fetched_bytes = _stat(ctx, mountpoint, "bytes_from_network")
     return seconds, link_bytes, {"mount_seconds": mount_seconds,
-                                 "registry_bytes": registry_bytes}
+                                 "registry_bytes": registry_bytes,
+                                 "fetched_bytes": fetched_bytes}
 
 
-def _registry_bytes(ctx, mountpoint):
-    """Read the daemon's count of bytes received from the registry from
-    `imgmount stats`. Return None when it reports none."""
+def _stat(ctx, mountpoint, key):
+    """Read one counter of `imgmount stats`: registry_bytes (response
+    bodies, compressed) or bytes_from_network (the uncompressed bytes of
+    the chunks fetched). Return None when it reports none."""
     result = common.run([ctx.imgmount, "stats", str(mountpoint)], check=False,
                         timeout=60)
     if result.returncode != 0:
         return None
     try:
-        return _find_key(json.loads(result.stdout), "registry_bytes")
+        return _find_key(json.loads(result.stdout), key)
     except ValueError:
         return None
 
