@@ -29,10 +29,10 @@
 #define FILE_REST_MAX_BYTES (2u << 20)
 
 /* Compressed bytes of the siblings queued for one directory. */
-#define SIBLINGS_MAX_BYTES (2u << 20)
+#define SIBLINGS_MAX_BYTES (512u << 10)
 
 /* Siblings larger than this, compressed, are never prefetched. */
-#define SIBLING_MAX_BYTES (512u << 10)
+#define SIBLING_MAX_BYTES (128u << 10)
 
 /* Files with more chunks than this are left out, so that the planning on
  * the reading thread stays short for sparse files of many zero chunks. */

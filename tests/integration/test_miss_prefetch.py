@@ -3,7 +3,7 @@
 
 When a read misses, the daemon queues the rest of that file (up to 2 MiB
 compressed) and the files of its directory with the same extension (up to
-512 KiB each, 2 MiB per directory). The image below has a directory of
+128 KiB each, 512 KiB per directory). The image below has a directory of
 modules with one odd file out, and a file of six chunks. The checks wait
 for the background fetches through `imgmount stats`, then read the files
 and assert from the counters that they come from the cache.
@@ -85,7 +85,7 @@ class MissPrefetchTest(IntegrationCase):
         self.assertEqual(after["registry_requests"], before["registry_requests"])
         self.assertEqual(after["fuse_read_errors"], 0)
 
-        # Another extension, no extension, or more than 512 KiB compressed:
+        # Another extension, no extension, or more than 128 KiB compressed:
         # none of them was prefetched.
         self.read_bytes(root, "/pkg/readme.txt", MODULE_SIZE)
         self.assertEqual(daemon.stats()["chunks_from_network"], len(MODULES) + 1)
