@@ -8,9 +8,9 @@
  * Every accepted connection gets its own connection to the target. Each byte
  * read from either side is written to the other side no earlier than the
  * delay after it was read, in order. The forwarder completes the client's TCP
- * handshake itself, without delay, so it holds the client's first bytes one
- * extra round trip after accept() in place of the handshake a real link
- * would cost: a new connection's first response arrives two round trips
+ * handshake itself, without delay. To stand in for the handshake a real link
+ * would cost, it delays the client's first bytes by one extra round trip after
+ * accept(), so a new connection's first response arrives two round trips
  * after connect(), as over a real link.
  *
  * A FIN is passed on (shutdown(SHUT_WR)) once everything read before it has

@@ -4,10 +4,10 @@
  * a write lock on one byte of the file CACHE/locks/chunks, at an offset
  * taken from the chunk's digest, held while the chunk is fetched.
  *
- * The locks are open file description locks (F_OFD_SETLK), so each call
- * opens the file again and two threads of one process exclude each other
- * like two processes do, and closing the descriptor releases the lock,
- * also when the process is killed. One file for all chunks means a fetch
+ * The locks are open file description locks (F_OFD_SETLK). Each call opens
+ * the file again, so two threads of one process exclude each other as two
+ * processes do. Closing the descriptor releases the lock, also when the
+ * process is killed. One file for all chunks means a fetch
  * creates and deletes no lock inode: on ext4 a file created and unlinked
  * per chunk cost more CPU than the chunk's decompression.
  *

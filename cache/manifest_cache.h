@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Manifests and image indexes kept in the cache directory, keyed by their
- * digest, so that mounting an image by digest needs no registry once it has
- * been mounted before: the manifest comes from here, the compiled indexes
- * and chunks from the chunk store.
+ * digest. Mounting an image by digest needs no registry once it has been
+ * mounted before, because the manifest comes from here and the compiled
+ * indexes and chunks from the chunk store.
  *
  * A manifest is content addressed, so a stored copy can never be stale;
  * it can only be damaged, and every read checks its SHA-256 against the

@@ -38,10 +38,10 @@ void im_ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 
-	/* Listings keep no per-open state. ENOSYS tells a kernel that supports
-	 * it to open directories itself from now on, with the listing cached
-	 * and kept (its defaults then), which saves an OPENDIR and a
-	 * RELEASEDIR round trip per directory in a walk of the tree. */
+	/* Listings keep no per-open state. A kernel that supports it takes
+	 * ENOSYS as a request to open directories itself from now on, with
+	 * the listing cached and kept. That saves an OPENDIR and a RELEASEDIR
+	 * round trip per directory in a walk of the tree. */
 	if (zero_message_opendir) {
 		fuse_reply_err(req, ENOSYS);
 		return;

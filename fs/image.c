@@ -83,7 +83,7 @@ static int connect_registry(struct im_image *img, const struct im_image_options 
 /*
  * Get the manifest named by reference (a tag or a digest string). One named
  * by digest comes from the cache when it was fetched before, so a remount
- * needs no registry; every fetched manifest is verified by the registry
+ * needs no registry. Every fetched manifest is verified by the registry
  * client and then cached by its digest.
  */
 static int get_manifest(struct im_image *img, const char *reference,

@@ -72,9 +72,9 @@ enum {
  */
 int im_inspect_parse_option(struct im_inspect_args *args, int opt, char *arg);
 
-/* How one command's command line is parsed: the common options plus its
- * own. The command's own options are handled by parse_option, which gets
- * userdata, the getopt_long() value and its argument. */
+/* Parser description of one command: the common options plus its own. The
+ * command's own options go to parse_option with userdata, the getopt_long()
+ * value and its argument. */
 struct im_inspect_parser {
 	const char *command;                  /* "ls", for messages */
 	void (*usage)(FILE *out);             /* prints the command's help */

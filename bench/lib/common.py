@@ -7,8 +7,8 @@ Contract between bench/run and the scenario modules (bench/lib/scen_*.py):
 - Each scenario module has `NAME` (the --scenarios word) and
   `run(ctx) -> list[dict]`. It returns one row per measured repetition and
   leaves nothing mounted or running when it returns or raises.
-- A row is made by `row(...)` below. `seconds` is the measured time (lower is
-  better) and is what the report ranks peers by; throughput and memory go in
+- A row is made by `row(...)` below. `seconds` is the measured time, lower
+  is better, and the report ranks peers by it. Throughput and memory go in
   `extra` and are printed next to it.
 - Rows that compare peers share (scenario, image, state, what); each
   (peer, fmt) pair is one line of that group, because each peer reads the
@@ -28,12 +28,15 @@ benchmark link.
 
 import contextlib
 import dataclasses
+import logging
 import os
 import subprocess
 import time
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parents[2]
+
+log = logging.getLogger("bench.common")
 
 FORMATS = ("gzip", "zstd:chunked", "estargz")
 
@@ -60,15 +63,15 @@ class Context:
         return f"{self.link.registry}/{image['repo']}@{image['digest']}"
 
     def tag_ref(self, name, fmt):
-        """The same image by tag, for tools that want one (ctr, skopeo)."""
+        """Return the same image by tag, for tools that need one (ctr, skopeo)."""
         image = self.images[name][fmt]
         return f"{self.link.registry}/{image['repo']}:{image['tag']}"
 
 
 def row(scenario, image, fmt, peer, state, rep, seconds, what="",
         link_bytes=None, **extra):
-    """One measurement. `state` is "cold" or "warm"; `what` names the
-    workload when a scenario measures several (for example "find+stat")."""
+    """Make the row of one measurement. `state` is "cold" or "warm", and
+    `what` names the workload when a scenario measures several ("find+lstat")."""
     return {
         "scenario": scenario,
         "image": image,
@@ -115,7 +118,8 @@ def stopwatch():
 
 
 def unmount(path):
-    """Unmount a FUSE or kernel mount, lazily if it is busy. Never raises."""
+    """Unmount a FUSE or kernel mount, lazily if it is busy. Failures and
+    timeouts are ignored, because callers run this in cleanup paths."""
     for argv in (["fusermount3", "-u", "-z", str(path)], ["umount", "-l", str(path)]):
         try:
             if subprocess.run(argv, capture_output=True, timeout=30).returncode == 0:
@@ -148,12 +152,16 @@ def imgmount_mount(ctx, ref, mountpoint, cache_dir, *options):
             wait_for_exit(pid)
 
 
-def wait_for_exit(pid, timeout=30):
+def wait_for_exit(pid, timeout=60):
     """Wait until process `pid` is gone, so that the next mount at the same
     place neither finds its control socket live nor shares the machine with
-    it. Gives up after `timeout` seconds."""
+    it. Log a warning and return after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            log.warning("imgmount daemon pid %d did not exit within %d s of its "
+                        "unmount", pid, timeout)
+            return
         time.sleep(0.01)
 
 

@@ -499,7 +499,7 @@ def uncompressed_size(path, media_type):
 
 
 def describe(cache_dir, registry, repo, fmt):
-    """The images.json record of one pushed image."""
+    """Return the images.json record of one pushed image."""
     tag = FORMAT_TAGS[fmt]
     digest, manifest = fetch_manifest(registry, repo, tag)
     layers = []

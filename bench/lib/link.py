@@ -176,7 +176,23 @@ def shape(interface, rate_mbit, netns=None):
         subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
 
 
-class Link:
+class _LinkBase:
+    """Context manager shared by both links: start() on entry, close() on
+    exit, and close() also when start() fails part way."""
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class Link(_LinkBase):
     """The registry behind a veth pair in a network namespace, with `rate_mbit`
     each way and `rtt_ms` round trip. Attributes: registry ("ADDR:5000"),
     netns, host_interface, subnet."""
@@ -198,17 +214,6 @@ class Link:
         self.processes = []
         self.created_netns = False
         self.created_veth = False
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
     def start(self):
         if not self.forwarder_path.is_file():
@@ -276,7 +281,7 @@ class Link:
             self.created_netns = False
 
 
-class LoopbackLink:
+class LoopbackLink(_LinkBase):
     """The same interface without a link: a registry on 127.0.0.1 of the host,
     no delay and no rate limit. rx_bytes() counts all of `lo`, so other
     loopback traffic inflates it. For debugging the harness only."""
@@ -289,19 +294,11 @@ class LoopbackLink:
         self.registry = None
         self.process = None
 
-    def __enter__(self):
-        try:
-            self.registry = f"127.0.0.1:{free_port()}"
-            self.process = start_registry(self.storage_dir, self.registry,
-                                          self.work_dir / "link-registry")
-            wait_for_registry(self.registry, self.process)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
+    def start(self):
+        self.registry = f"127.0.0.1:{free_port()}"
+        self.process = start_registry(self.storage_dir, self.registry,
+                                      self.work_dir / "link-registry")
+        wait_for_registry(self.registry, self.process)
 
     def rx_bytes(self):
         return int(Path("/sys/class/net/lo/statistics/rx_bytes").read_text())

@@ -21,7 +21,6 @@ import os
 import shutil
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 from . import common
@@ -32,7 +31,6 @@ SKOPEO_TIMEOUT_SECONDS = 1800
 UNPACK_TIMEOUT_SECONDS = 1800
 WALK_TIMEOUT_SECONDS = 600
 MOUNT_TIMEOUT_SECONDS = 60
-DAEMON_EXIT_TIMEOUT_SECONDS = 60
 
 READ_BLOCK_BYTES = 1 << 20
 
@@ -300,25 +298,3 @@ def link_rate_bytes_per_second(ctx):
     if not rate_mbit or getattr(ctx.opts, "link", None) == "none":
         return None
     return rate_mbit * 1e6 / 8
-
-
-@contextlib.contextmanager
-def imgmount_mounted(ctx, ref, mountpoint, cache_dir):
-    """Mount `ref` with common.imgmount_mount and yield the daemon's PID.
-    After the unmount, wait for the daemon to exit, so that the next mount
-    neither finds its control socket live nor shares the machine with it."""
-    with common.imgmount_mount(ctx, ref, mountpoint, cache_dir) as pid:
-        yield pid
-    if pid is not None:
-        wait_for_exit(pid)
-
-
-def wait_for_exit(pid, timeout=DAEMON_EXIT_TIMEOUT_SECONDS):
-    """Wait until process `pid` is gone; log a warning after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists():
-        if time.monotonic() > deadline:
-            log.warning("imgmount daemon pid %d did not exit within %ds of its "
-                        "unmount", pid, timeout)
-            return
-        time.sleep(0.01)

@@ -59,7 +59,7 @@ def _imgmount_rows(ctx, image):
         mountpoint = local_trees.fresh_dir(ctx, NAME, f"{image}-imgmount-{rep}")
         try:
             before = ctx.link.rx_bytes()
-            with local_trees.imgmount_mounted(ctx, ctx.ref(image, FMT), mountpoint,
+            with common.imgmount_mount(ctx, ctx.ref(image, FMT), mountpoint,
                                               cache_dir):
                 mount_bytes = ctx.link.rx_bytes() - before
                 rows += _walk_rows(ctx, image, FMT, "imgmount", rep, mountpoint,

@@ -78,7 +78,7 @@ def _imgmount_rows(ctx, image):
                     common.drop_caches()
                 before = ctx.link.rx_bytes()
                 start = time.monotonic()
-                with local_trees.imgmount_mounted(ctx, ctx.ref(image, FMT),
+                with common.imgmount_mount(ctx, ctx.ref(image, FMT),
                                                   mountpoint, cache_dir) as pid:
                     wait_for_root(mountpoint)
                     seconds = time.monotonic() - start

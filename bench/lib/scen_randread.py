@@ -57,7 +57,7 @@ def _imgmount_tree(ctx):
     cache_dir = local_trees.fresh_dir(ctx, NAME, "cache")
     mountpoint = local_trees.fresh_dir(ctx, NAME, "imgmount")
     try:
-        with local_trees.imgmount_mounted(ctx, ctx.ref(IMAGE, FMT), mountpoint,
+        with common.imgmount_mount(ctx, ctx.ref(IMAGE, FMT), mountpoint,
                                           cache_dir):
             yield mountpoint
     finally:

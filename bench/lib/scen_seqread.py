@@ -60,7 +60,7 @@ def _imgmount_rows(ctx):
         cache_dir = local_trees.fresh_dir(ctx, NAME, "cache")
         mountpoint = local_trees.fresh_dir(ctx, NAME, f"imgmount-{rep}")
         try:
-            with local_trees.imgmount_mounted(ctx, ctx.ref(IMAGE, FMT), mountpoint,
+            with common.imgmount_mount(ctx, ctx.ref(IMAGE, FMT), mountpoint,
                                               cache_dir):
                 for state in ("cold", "warm"):
                     if state == "cold":
